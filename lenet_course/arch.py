@@ -16,7 +16,27 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["conv_output_size", "Layer", "layer_table", "format_table", "totals", "count_parameters"]
+__all__ = ["C3_TABLE", "c3_matrix", "conv_output_size", "Layer", "layer_table", "format_table", "totals", "count_parameters"]
+
+
+# LeCun et al. (1998), Table I: the S2 feature maps each C3 map takes as input.
+# Maps 0-5 take three neighbouring maps, 6-11 four neighbouring, 12-14 four
+# non-neighbouring, 15 all six. Breaking symmetry this way forces the maps to
+# differ, and cuts C3 from 2,416 parameters (full) to 1,516.
+C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
+
+
+def c3_matrix() -> torch.Tensor:
+    """Table I as a 6x16 boolean matrix: ``[i, j]`` is True when C3 map j reads S2 map i."""
+    m = torch.zeros(6, 16, dtype=torch.bool)
+    for j, inputs in enumerate(C3_TABLE):
+        m[list(inputs), j] = True
+    return m
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:

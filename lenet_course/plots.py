@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["curves", "image_grid", "confusion_matrix", "plot_confusion", "filters", "feature_maps",
+__all__ = ["connection_table", "curves", "image_grid", "confusion_matrix", "plot_confusion", "filters", "feature_maps",
            "LiveCurves", "style"]
 
 
@@ -193,5 +193,29 @@ def feature_maps(maps: torch.Tensor, title: Optional[str] = None, ncols: int = 8
             ax.set_title(str(i), fontsize=7)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def connection_table(matrix: torch.Tensor, ax=None, rows: str = "S2 map", cols: str = "C3 map"):
+    """A boolean connection matrix drawn as a grid of X marks, like the paper's Table I."""
+    m = torch.as_tensor(matrix).bool()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.45 * m.shape[1] + 1.2, 0.45 * m.shape[0] + 1))
+    else:
+        fig = ax.figure
+    ax.imshow(m.numpy(), cmap="Greys", vmin=0, vmax=2.5)
+    for i, j in m.nonzero().tolist():
+        ax.text(j, i, "X", ha="center", va="center", fontsize=9, fontweight="bold")
+    ax.set_xticks(range(m.shape[1]))
+    ax.set_yticks(range(m.shape[0]))
+    ax.set_xticks(np.arange(-0.5, m.shape[1]), minor=True)
+    ax.set_yticks(np.arange(-0.5, m.shape[0]), minor=True)
+    ax.grid(False)
+    ax.grid(which="minor", color="0.6", linewidth=0.5)
+    ax.tick_params(which="minor", length=0)
+    ax.set(xlabel=cols, ylabel=rows)
+    ax.xaxis.set_label_position("top")
+    ax.xaxis.tick_top()
     fig.tight_layout()
     return fig

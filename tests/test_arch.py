@@ -64,3 +64,12 @@ def test_pooling_and_batchnorm_connections():
 def test_format_table_has_totals_line():
     text = arch.format_table(arch.layer_table(models.create("sequential")))
     assert text.splitlines()[-1].split()[:2] == ["total", "61,706"]
+
+
+def test_c3_table_is_the_papers_table_one():
+    m = arch.c3_matrix()
+    assert m.shape == (6, 16)
+    assert m.sum(0).tolist() == [3] * 6 + [4] * 9 + [6]
+    # C3 with only these connections: sum over maps of (inputs x 5 x 5 + bias) = the paper's 1,516
+    assert sum(len(t) * 25 + 1 for t in arch.C3_TABLE) == 1_516
+    assert m[:, 12].nonzero().flatten().tolist() == [0, 1, 3, 4]

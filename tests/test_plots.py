@@ -39,3 +39,10 @@ def test_live_curves_outside_a_notebook_is_silent(tiny_splits):
     tr, te = tiny_splits
     h = train.fit(models.create("sequential"), tr, te, epochs=1, progress=False, live=True)
     assert len(h) == 1
+
+
+def test_connection_table_marks_every_connection():
+    from lenet_course import arch
+    fig = plots.connection_table(arch.c3_matrix())
+    assert sum(t.get_text() == "X" for t in fig.axes[0].texts) == 60
+    plt.close(fig)
