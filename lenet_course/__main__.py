@@ -1,8 +1,9 @@
-"""Command line: ``python -m lenet_course summary|train|evaluate``.
+"""Command line: ``python -m lenet_course summary|train|evaluate|bench``.
 
     python -m lenet_course summary --model named
     python -m lenet_course train --model sequential --dataset fashion-mnist --epochs 5 --out ckpt.pt
     python -m lenet_course evaluate --checkpoint ckpt.pt
+    python -m lenet_course bench --json bench.json
 """
 from __future__ import annotations
 
@@ -69,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("bench", help="tutorial DataLoader pipeline vs. fit's tensor-resident path")
+    p.add_argument("--dataset", choices=sorted(data.DATASETS), default="fashion-mnist")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--small", action="store_true", help="2,000 training images: a smoke test")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="write the figures as JSON to PATH (or print them, with no PATH)")
     return parser
 
 
@@ -135,6 +145,9 @@ def _evaluate(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "bench":
+            from . import bench
+            return bench.main(args)
         return {"summary": _summary, "train": _train, "evaluate": _evaluate}[args.command](args)
     except (data.DatasetUnavailable, train.CheckpointError, FileNotFoundError, ValueError, RuntimeError,
             FloatingPointError) as exc:

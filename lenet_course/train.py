@@ -200,8 +200,12 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=epochs * len(loader), desc="training", unit="step", leave=True)
-    check_every = 1 if dev.type == "cpu" else 50  # on a GPU, checking each step would sync each step
+        bar = tqdm(total=epochs * len(loader) if hasattr(loader, "__len__") else None,
+                   desc="training", unit="step", leave=True)
+    # On the CPU a check per step is free; on a GPU it would make the host wait for the
+    # device every step, so the step losses stay on the device and are checked once an epoch.
+    n_steps = len(loader) if hasattr(loader, "__len__") else None
+    check_every = 1 if dev.type == "cpu" else (n_steps or 100)
     try:
         for epoch in range(1, epochs + 1):
             model.train()
@@ -219,7 +223,7 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
                 loss.backward()
                 loss = loss.detach()
                 step_losses.append(loss)
-                if step % check_every == 0 or step == len(loader):
+                if step % check_every == 0:
                     _check_finite(step_losses, epoch, step, lr)
                 opt.step()
                 total_loss += loss.float() * len(y)
@@ -227,6 +231,8 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
                 seen += len(y)
                 if bar is not None:
                     bar.update(1)
+            if step_losses:  # the steps since the last check
+                _check_finite(step_losses, epoch, step, lr)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - start
