@@ -106,26 +106,20 @@ def image_grid(images: torch.Tensor, labels: Optional[Sequence] = None, classes:
                predictions: Optional[Sequence] = None, ncols: int = 8, title: Optional[str] = None,
                size: float = 1.3):
     """A grid of N,C,H,W images titled with their labels (and predictions: red when wrong)."""
-    n = len(images)
-    ncols = min(ncols, n)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 1.15), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
+    fig, axes = _tiles(len(images), ncols, size, size * 1.15)
+
+    def name(k):
+        return classes[int(k)] if classes is not None else str(int(k))
+
+    for i, ax in enumerate(axes):
         ax.imshow(_to_display(images[i]), cmap="gray", vmin=0, vmax=1)
-        name = (lambda k: classes[int(k)] if classes is not None else str(int(k)))
         if labels is not None and predictions is not None:
             ok = int(labels[i]) == int(predictions[i])
             ax.set_title(f"{name(predictions[i])}\n(true {name(labels[i])})" if not ok else name(labels[i]),
                          fontsize=8, color="black" if ok else "crimson")
         elif labels is not None:
             ax.set_title(name(labels[i]), fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -160,41 +154,42 @@ def plot_confusion(matrix: torch.Tensor, classes: Sequence[str], normalize: bool
     return fig
 
 
+def _tiles(n: int, ncols: int, width: float, height: float):
+    """A figure of ``n`` axis-less tiles, ``ncols`` a row; returns (figure, the first n axes)."""
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
+def _finish(fig, title: Optional[str]):
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def filters(weight: torch.Tensor, title: Optional[str] = None, ncols: int = 8):
     """Kernels of a conv layer (out, in, k, k): one tile per (output, input) pair, zero grey-centred."""
     w = weight.detach().cpu().float()
     tiles = w.reshape(-1, w.shape[-2], w.shape[-1])
     lim = tiles.abs().max().item() or 1
-    n = len(tiles)
-    ncols = min(ncols, n)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.2 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(tiles[i].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    fig, axes = _tiles(len(tiles), ncols, 1.2, 1.2)
+    for tile, ax in zip(tiles, axes):
+        ax.imshow(tile.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    return _finish(fig, title)
 
 
 def feature_maps(maps: torch.Tensor, title: Optional[str] = None, ncols: int = 8):
     """Activations of one image, (C, H, W): one tile per channel."""
     maps = maps.detach().cpu().float()
-    n = maps.shape[0]
-    ncols = min(ncols, n)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.4 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(maps[i].numpy(), cmap="viridis")
-            ax.set_title(str(i), fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    fig, axes = _tiles(maps.shape[0], ncols, 1.4, 1.4)
+    for i, ax in enumerate(axes):
+        ax.imshow(maps[i].numpy(), cmap="viridis")
+        ax.set_title(str(i), fontsize=7)
+    return _finish(fig, title)
 
 
 def connection_table(matrix: torch.Tensor, ax=None, rows: str = "S2 map", cols: str = "C3 map"):
