@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
-__all__ = ["DATASETS", "DatasetUnavailable", "data_root", "load", "classes", "load_split", "Split",
+__all__ = ["DATASETS", "DatasetUnavailable", "DatasetCorrupted", "data_root", "load", "classes", "load_split", "Split",
            "TensorLoader", "tutorial_transform", "to_size", "DEBIAN_FASHION_MNIST", "SAMPLE_DIR"]
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
@@ -178,8 +178,10 @@ def load(name: str, train: bool = True, root: str | os.PathLike | None = None, d
             pass  # e.g. a read-only root: fall through to the usual path and its error
     try:
         return cls(str(folder), train=train, transform=transform, download=False)
-    except RuntimeError:
-        pass  # not there (yet)
+    except Exception as exc:  # noqa: BLE001 -- torchvision raises many types for a damaged file
+        if not _is_not_found(exc):
+            raise _damaged(name, cls, folder, train, exc) from None
+        # not there (yet)
     if not download:
         raise DatasetUnavailable(f"dataset {name!r} is not in {folder} and download=False; "
                                  + _remedies(name, folder))
@@ -202,7 +204,84 @@ def load(name: str, train: bool = True, root: str | os.PathLike | None = None, d
                                  f"({reason}); " + _remedies(name, folder)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return cls(str(folder), train=train, transform=transform, download=False)
+    try:
+        return cls(str(folder), train=train, transform=transform, download=False)
+    except Exception as exc:  # noqa: BLE001
+        raise _damaged(name, cls, folder, train, exc) from None
+
+
+class DatasetCorrupted(DatasetUnavailable):
+    """A dataset file in the data root is truncated or damaged; the message names it."""
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    """torchvision's "files are missing" error (as opposed to a file that is there but unreadable)."""
+    return isinstance(exc, RuntimeError) and "not found" in str(exc).lower()
+
+
+def _idx_problem(path: Path) -> Optional[str]:
+    """Why an uncompressed uint8 IDX file (MNIST's format) is unusable, or None if it looks whole."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= 3:
+        return (f"expected a uint8 IDX file (starting with bytes 00 00 08 01-03), "
+                f"got {len(head[:4])} bytes starting {head[:4].hex(' ') or '(empty)'}")
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        return f"expected a {4 + 4 * ndim}-byte header, got a {size}-byte file"
+    shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + math.prod(shape)
+    if size != expected:
+        return (f"{'truncated' if size < expected else 'too long'}: expected {expected:,} bytes "
+                f"for shape {shape}, got {size:,} bytes")
+    return None
+
+
+def _damaged_files(cls, folder: Path, train: bool) -> list[tuple[Path, str]]:
+    """(file, problem) for each file of the split that is present but unreadable."""
+    found: list[tuple[Path, str]] = []
+    if issubclass(cls, torchvision.datasets.MNIST):
+        raw = folder / cls.__name__ / "raw"
+        prefix = "train" if train else "t10k"
+        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+            path = raw / f"{prefix}-{kind}"
+            if path.is_file() and (problem := _idx_problem(path)):
+                found.append((path, problem))
+    elif issubclass(cls, torchvision.datasets.CIFAR10):
+        import pickle
+        from torchvision.datasets.utils import check_integrity
+        base = folder / cls.base_folder
+        files = list(cls.train_list if train else cls.test_list) + [[cls.meta["filename"], cls.meta["md5"]]]
+        for filename, md5 in files:
+            path = base / filename
+            if not path.is_file():
+                continue
+            if md5 is not None and not check_integrity(str(path), md5):
+                found.append((path, f"expected MD5 checksum {md5}, the file differs"))
+                continue
+            try:
+                with open(path, "rb") as f:
+                    pickle.load(f, encoding="latin1")
+            except Exception as exc:  # noqa: BLE001
+                found.append((path, f"expected a pickled CIFAR batch, got {type(exc).__name__}: {exc}"))
+    return found
+
+
+def _damaged(name: str, cls, folder: Path, train: bool, exc: BaseException) -> DatasetCorrupted:
+    """The error for a dataset whose files are there but cannot be read: which file, why, what to do."""
+    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]}" if str(exc).strip() \
+        else type(exc).__name__
+    bad = _damaged_files(cls, folder, train)
+    if bad:
+        what = "; ".join(f"{path} is damaged ({problem})" for path, problem in bad)
+        delete = "delete " + (f"{bad[0][0]}" if len(bad) == 1 else "these files")
+    else:
+        where = folder / (cls.__name__ if issubclass(cls, torchvision.datasets.MNIST) else cls.base_folder)
+        what = f"the files in {where} cannot be read ({reason})"
+        delete = f"delete the folder {where}"
+    return DatasetCorrupted(f"dataset {name!r}: {what}; {delete} and download it again "
+                            f"(lenet_course.data.load({name!r}) downloads what is missing)")
 
 
 def _as_uint8_nchw(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -370,3 +449,16 @@ class TensorLoader:
                 images, labels = self.images[idx], self.labels[idx]
             x = torch.addcmul(self.shift, images.float(), self.scale)  # (x/255 - mean)/std in one op
             yield x.contiguous(memory_format=self.memory_format), labels
+
+
+def paper_scaling(split: Split) -> Split:
+    """The input scaling of LeCun et al. (1998), section II-A: background (0) -> -0.1, full ink (255) -> 1.175.
+
+    The paper chose these levels so that the inputs have mean about 0 and variance
+    about 1, which speeds learning. Expressed as the split's normalisation
+    (mean 0.1/1.275, std 1/1.275 on the 0-1 scale), so :class:`TensorLoader`,
+    ``Split.tensors`` and checkpoints all apply it. The padded 32x32 border is
+    background, -0.1, as in the paper.
+    """
+    c = split.in_channels
+    return replace(split, mean=(0.1 / 1.275,) * c, std=(1 / 1.275,) * c)

@@ -10,7 +10,9 @@ import math
 import os
 import pickle
 import random
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,7 +164,8 @@ def evaluate(model: nn.Module, data, device: str | torch.device = "auto",
 def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "adam",
         lr: Optional[float] = None, batch_size: Optional[int] = None, device: str | torch.device = "auto",
         seed: int = 0, progress: bool = True, live: bool = False, checkpoint: str | os.PathLike | None = None,
-        weight_decay: float = 0.0, amp: Optional[bool] = None, loss_fn=None) -> History:
+        weight_decay: float = 0.0, amp: Optional[bool] = None, loss_fn=None,
+        resume: str | os.PathLike | None = None) -> History:
     """Train ``model`` for ``epochs`` passes over ``train``; evaluate on ``test`` after each.
 
     ``train``/``test`` are :class:`~lenet_course.data.Split` objects (fast path:
@@ -170,9 +173,17 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
     ``lr`` defaults to a per-optimizer value scaled with sqrt(batch / 64);
     ``batch_size`` to a per-device default. ``amp`` (bfloat16 autocast) defaults
     to on for CUDA. ``live`` redraws loss/accuracy curves after each epoch in a
-    notebook; ``checkpoint`` saves a checkpoint after each epoch. Ctrl-C stops at
-    the end of the current step and returns the history so far (``interrupted``).
-    A non-finite loss raises ``FloatingPointError`` naming the epoch, step and lr.
+    notebook; ``checkpoint`` saves a checkpoint after each epoch, with what
+    resuming needs (optimizer state, random-number states, history).
+    ``resume=path`` continues from such a checkpoint up to ``epochs`` in all, to the
+    same result as a run that was never stopped (same settings, same device).
+
+    Ctrl-C stops at the end of the current step (an interrupt during the optimizer
+    step is held back until the step is complete, so no weight is half updated): the
+    model keeps the last completed step's weights and the history of the completed
+    epochs is returned, marked ``interrupted``; the checkpoint holds the last
+    completed epoch. A non-finite loss raises ``FloatingPointError`` naming the
+    epoch, step and lr.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -192,7 +203,16 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
     model.to(dev)
     opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
     loader = _batches(train, batch_size, True, dev, seed)
+    settings = {"optimizer": optimizer, "lr": lr, "batch_size": batch_size, "seed": seed,
+                "weight_decay": float(weight_decay), "amp": bool(amp),
+                "train_size": len(train) if hasattr(train, "__len__") else None}
     history = History()
+    if resume is not None:
+        history = _resume(resume, model, opt, loader, settings, dev)
+    done = len(history)
+    if done >= epochs:
+        model.eval()
+        return history
     curves = None
     if live:
         from .plots import LiveCurves
@@ -200,14 +220,16 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=epochs * len(loader) if hasattr(loader, "__len__") else None,
+        bar = tqdm(total=(epochs - done) * len(loader) if hasattr(loader, "__len__") else None,
                    desc="training", unit="step", leave=True)
     # On the CPU a check per step is free; on a GPU it would make the host wait for the
     # device every step, so the step losses stay on the device and are checked once an epoch.
     n_steps = len(loader) if hasattr(loader, "__len__") else None
     check_every = 1 if dev.type == "cpu" else (n_steps or 100)
+    guard = _InterruptGuard()
     try:
-        for epoch in range(1, epochs + 1):
+        guard.install()
+        for epoch in range(done + 1, epochs + 1):
             model.train()
             start = time.perf_counter()
             step_losses = []
@@ -225,10 +247,12 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
                 step_losses.append(loss)
                 if step % check_every == 0:
                     _check_finite(step_losses, epoch, step, lr)
+                guard.holding = True  # Ctrl-C waits until the weights are wholly updated
                 opt.step()
                 total_loss += loss.float() * len(y)
                 correct += (out.detach().argmax(1) == y).sum()
                 seen += len(y)
+                guard.release()
                 if bar is not None:
                     bar.update(1)
             if step_losses:  # the steps since the last check
@@ -237,33 +261,131 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
                 torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - start
             scores = evaluate(model, test, dev) if test is not None else None
-            # append only once the epoch is complete, so an interrupted epoch leaves no half row
-            history.train_loss.append(total_loss.item() / seen)
-            history.train_accuracy.append(correct.item() / seen)
+            row = (total_loss.item() / seen, correct.item() / seen)
+            # append only once the epoch is complete, so an interrupted epoch leaves no half row;
+            # the row and its checkpoint are written with Ctrl-C held back, so they always agree
+            guard.holding = True
+            history.train_loss.append(row[0])
+            history.train_accuracy.append(row[1])
             history.seconds.append(seconds)
             history.images_per_s.append(seen / seconds)
             if scores is not None:
                 history.test_loss.append(scores["loss"])
                 history.test_accuracy.append(scores["accuracy"])
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, history=history, data=train, optimizer=opt,
+                                state=_training_state(settings, loader, dev))
+            guard.release()
             if bar is not None:
                 bar.set_postfix(epoch=epoch, loss=f"{history.train_loss[-1]:.3f}",
                                 test_acc=f"{history.test_accuracy[-1]:.3f}" if test is not None else "-")
             if curves is not None:
                 curves.update(history, epochs)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, history=history, data=train, optimizer=opt)
     except KeyboardInterrupt:
         history.interrupted = True
         import warnings
-        warnings.warn(f"training interrupted after {len(history)} complete epoch(s); returning the history so far",
-                      stacklevel=2)
+        saved = (f"; {checkpoint} holds them: fit(..., resume={str(checkpoint)!r}) continues"
+                 if checkpoint is not None and len(history) and Path(checkpoint).is_file() else "")
+        warnings.warn(f"training interrupted after {len(history)} complete epoch(s); the model keeps the weights "
+                      f"of its last completed step; returning the history so far{saved}", stacklevel=2)
     finally:
+        guard.uninstall()
         if bar is not None:
             bar.close()
         if curves is not None:
             curves.close()
     model.eval()
     return history
+
+
+class _InterruptGuard:
+    """Holds back Ctrl-C (SIGINT) while ``holding`` is set, then delivers it.
+
+    Installed for the length of ``fit`` in the main thread only (signal handlers can
+    be set nowhere else; other threads never receive KeyboardInterrupt from Ctrl-C).
+    Outside the held regions the previous handler runs at once, as if not installed.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending: Optional[tuple[int, Any]] = None
+        self.previous: Any = None
+        self.installed = False
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is None:  # set outside Python: it could not be put back, so leave it alone
+            return
+        try:
+            signal.signal(signal.SIGINT, self._handle)
+        except (ValueError, OSError):  # e.g. an embedded interpreter that forbids it
+            return
+        self.previous, self.installed = previous, True
+
+    def uninstall(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+            self.installed = False
+        self.holding = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.holding:
+            self.pending = (signum, frame)
+        else:
+            self._deliver(signum, frame)
+
+    def _deliver(self, signum: int, frame: Any) -> None:
+        previous = self.previous
+        if previous is signal.SIG_IGN:
+            return
+        if callable(previous):
+            previous(signum, frame)  # default_int_handler raises KeyboardInterrupt
+        else:  # SIG_DFL would end the process; stopping training cleanly is kinder
+            raise KeyboardInterrupt
+
+    def release(self) -> None:
+        self.holding = False
+        if self.pending is not None:
+            signum, frame = self.pending
+            self.pending = None
+            self._deliver(signum, frame)
+
+
+def _training_state(settings: dict[str, Any], loader: Any, dev: torch.device) -> dict[str, Any]:
+    """What ``fit(resume=...)`` needs beyond the weights, optimizer state and history."""
+    state: dict[str, Any] = {"settings": dict(settings), "torch_rng": torch.get_rng_state()}
+    if dev.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(dev)
+    generator = getattr(loader, "generator", None)
+    if isinstance(generator, torch.Generator):
+        state["loader_rng"] = generator.get_state()
+    return state
+
+
+def _resume(path: str | os.PathLike, model: nn.Module, opt: torch.optim.Optimizer, loader: Any,
+            settings: dict[str, Any], dev: torch.device) -> History:
+    """Load a checkpoint written by ``fit(checkpoint=...)`` into ``model``, ``opt`` and the RNGs."""
+    _, payload = load_checkpoint(path, model, device=dev)
+    state = payload.get("fit")
+    if not isinstance(state, dict) or payload.get("history") is None or "optimizer" not in payload:
+        raise CheckpointError(f"{path} cannot be resumed from: it holds weights but no training state "
+                              "(expected a checkpoint written by fit(..., checkpoint=path))")
+    saved = state.get("settings", {})
+    differ = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+    if differ:
+        listing = ", ".join(f"{k}={old!r} (this call: {new!r})" for k, (old, new) in differ.items())
+        raise ValueError(f"cannot resume from {path}: it was trained with {listing}; "
+                         "pass the same settings to continue, or start a new run without resume")
+    opt.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    if dev.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], dev)
+    generator = getattr(loader, "generator", None)
+    if isinstance(generator, torch.Generator) and "loader_rng" in state:
+        generator.set_state(state["loader_rng"])
+    return History.from_dict(payload["history"])
 
 
 def _check_finite(step_losses: list[torch.Tensor], epoch: int, step: int, lr: float) -> None:
@@ -296,10 +418,12 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, history: Optional[History] = None,
-                    data: Any = None, optimizer: Optional[torch.optim.Optimizer] = None) -> Path:
+                    data: Any = None, optimizer: Optional[torch.optim.Optimizer] = None,
+                    state: Optional[dict[str, Any]] = None) -> Path:
     """Save the state_dict with what is needed to rebuild and use it: model name and
-    arguments, dataset name, normalisation, class names, history. Written to a
-    temporary file and renamed, so a crash never leaves a corrupt checkpoint."""
+    arguments, dataset name, normalisation, class names, history; ``fit`` adds the
+    optimizer and ``state`` (settings, random-number states) so it can resume. Written
+    to a temporary file and renamed, so a crash never leaves a corrupt checkpoint."""
     config = getattr(model, "config", None)
     if not config:
         raise ValueError("this model has no .config; build it with lenet_course.models.create(name, ...) "
@@ -315,6 +439,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, history: Optional
         payload.update(dataset=data.name, mean=list(data.mean), std=list(data.std), classes=list(data.classes))
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
+    if state is not None:
+        payload["fit"] = state
     path = Path(path)
     _atomic_save(payload, path)
     return path
@@ -333,8 +459,11 @@ def load_checkpoint(path: str | os.PathLike, model: Optional[nn.Module] = None,
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for a damaged or foreign file
         text = str(exc)
-        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in text:
-            culprit = text[text.index("Unsupported global"):].splitlines()[0].split(" was not")[0]
+        if isinstance(exc, pickle.UnpicklingError) and ("Unsupported global" in text or "GLOBAL" in text):
+            # torch words it "Unsupported global: GLOBAL m.f was not an allowed global" or "Trying to
+            # load unsupported GLOBAL m.f whose module m is blocked", depending on the object
+            line = next(ln for ln in text.splitlines() if "GLOBAL" in ln or "Unsupported global" in ln)
+            culprit = line.split(" was not")[0].split(" whose ")[0].strip()
             raise CheckpointError(f"{path} was refused: it holds a pickled Python object ({culprit}), and loading "
                                   "it could run code; weights_only loading accepts tensors and plain data only") from None
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated, damaged or not a torch file: "
