@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from . import arch, data, models, train
+from . import classic  # noqa: F401  registers the "classic" model (and --schedule paper)
 
 
 def _positive_int(text: str) -> int:
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive_float, default=None, help="default: per optimizer, scaled with batch size")
     p.add_argument("--batch-size", type=_positive_int, default=None, help="default: per device")
     p.add_argument("--optimizer", choices=train.OPTIMIZERS, default="adam")
+    p.add_argument("--schedule", choices=("default", "paper"), default="default",
+                   help="paper: --model classic with the 1998 MAP loss, stochastic diagonal Levenberg-Marquardt "
+                        "and learning-rate schedule; --epochs counts passes (the paper: 20), --batch-size "
+                        "defaults to 1 as in the paper")
+    p.add_argument("--lr-scale", type=_positive_float, default=1.0,
+                   help="with --schedule paper: multiply the paper's global learning rates by this")
     p.add_argument("--batchnorm", action="store_true", help="sequential model with BatchNorm")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -106,6 +113,12 @@ def _train(args) -> int:
     train.set_seed(args.seed)
     model = models.create(args.model, **kwargs)
     tr, te = _splits_for(args.dataset, model, args.data_root)
+    if args.model == "classic":  # the paper's input levels: background -0.1, ink 1.175
+        tr, te = data.paper_scaling(tr), data.paper_scaling(te)
+    if args.schedule == "paper":
+        return _train_paper(args, model, tr, te)
+    if args.lr_scale != 1.0:
+        raise ValueError("--lr-scale applies to --schedule paper only")
     history = train.fit(model, tr, te, epochs=args.epochs, optimizer=args.optimizer, lr=args.lr,
                         batch_size=args.batch_size, device=args.device, seed=args.seed,
                         progress=not (args.no_progress or args.json), checkpoint=args.out)
@@ -120,6 +133,33 @@ def _train(args) -> int:
             print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}% | "
                   f"test loss {row['test_loss']:.4f} acc {100 * row['test_accuracy']:.2f}% | "
                   f"{row['seconds']:.1f} s, {row['images_per_s']:,.0f} images/s")
+        if args.out:
+            print(f"checkpoint: {args.out}")
+    return 0
+
+
+def _train_paper(args, model, tr, te) -> int:
+    from . import classic
+    if args.model != "classic":
+        raise ValueError("--schedule paper trains the 1998 network: use it with --model classic")
+    if args.lr is not None:
+        raise ValueError("--schedule paper sets its own learning rates (0.0005 down to 0.00001); use --lr-scale")
+    batch_size = args.batch_size or 1
+    history = classic.train_paper(model, tr, te, passes=args.epochs, batch_size=batch_size, device=args.device,
+                                  seed=args.seed, progress=not (args.no_progress or args.json),
+                                  lr_scale=args.lr_scale)
+    if args.out:
+        train.save_checkpoint(args.out, model, history=history, data=tr)
+    result = {"model": model.config, "dataset": args.dataset, "device": str(train.pick_device(args.device)),
+              "schedule": "paper", "batch_size": batch_size, "lr_scale": args.lr_scale, "seed": args.seed,
+              "history": history.to_dict(), "test_accuracy": history.test_accuracy[-1] if history else None,
+              "images_per_s": sum(history.images_per_s) / max(len(history), 1), "checkpoint": args.out}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for row in history.rows():
+            print(f"pass {row['epoch']}: train MAP loss {row['train_loss']:.4f} acc {100 * row['train_accuracy']:.2f}% | "
+                  f"test acc {100 * row['test_accuracy']:.2f}% | {row['seconds']:.1f} s")
         if args.out:
             print(f"checkpoint: {args.out}")
     return 0

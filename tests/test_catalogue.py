@@ -338,11 +338,7 @@ CLI = [
 CATALOGUE: list[Bad] = _model_rows() + HYPERPARAMETERS + NAMES + CHECKPOINTS + DATASETS + EXPLORER + CLI
 
 # rows this catalogue found failing in code owned elsewhere: reported, expected to fail until fixed there
-KNOWN_GAPS = {
-    "classic: float64 images for float32 weights":
-        "lenet_course/classic.py checks the input's shape (models.check_input) but not its dtype against the "
-        "weights, so float64 input reaches conv2d and raises torch's RuntimeError",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 # --- the tests ----------------------------------------------------------------------------------
