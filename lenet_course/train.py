@@ -463,7 +463,7 @@ def load_checkpoint(path: str | os.PathLike, model: Optional[nn.Module] = None,
             # torch words it "Unsupported global: GLOBAL m.f was not an allowed global" or "Trying to
             # load unsupported GLOBAL m.f whose module m is blocked", depending on the object
             line = next(ln for ln in text.splitlines() if "GLOBAL" in ln or "Unsupported global" in ln)
-            culprit = line.split(" was not")[0].split(" whose ")[0].strip()
+            culprit = line.split(" was not")[0].split(" whose ")[0].replace("WeightsUnpickler error:", "").strip()
             raise CheckpointError(f"{path} was refused: it holds a pickled Python object ({culprit}), and loading "
                                   "it could run code; weights_only loading accepts tensors and plain data only") from None
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated, damaged or not a torch file: "
