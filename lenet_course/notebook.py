@@ -77,8 +77,9 @@ def setup(dataset: Optional[str] = "mnist", seed: int = 0, device: str = "auto",
         tr, te = tr.with_channels(channels), te.with_channels(channels)
     if not quiet:
         if name != dataset:
-            print(f"NOTE: {dataset} is not available here ({reasons[0].split(': ', 1)[1]}); "
-                  f"using {name} instead ({len(tr):,} train / {len(te):,} test images).")
+            # the full reason (folder, remedies) is in DatasetUnavailable's message; one short line here
+            print(f"NOTE: {dataset} is not available here (not in the data root, and it could not be "
+                  f"downloaded); using {name} instead ({len(tr):,} train / {len(te):,} test images).")
         else:
             print(f"dataset {name}: {len(tr):,} train / {len(te):,} test images; device {dev}; seed {seed}")
     return Course(dataset, name, tr, te, dev, seed)
