@@ -471,24 +471,19 @@ def load_checkpoint(path: str | os.PathLike, model: Optional[nn.Module] = None,
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a lenet_course checkpoint "
                               f"(expected format {CHECKPOINT_FORMAT!r}); save with lenet_course.train.save_checkpoint")
-    config = dict(payload["model"])
     if model is None:
-        name = config.pop("name")
-        model = models.create(name, **config)
+        config = dict(payload["model"])
+        model = models.create(config.pop("name"), **config)
     else:
         mine = getattr(model, "config", None)
         if mine is not None and mine != payload["model"]:
             raise CheckpointError(f"{path} holds a {_describe(payload['model'])} model, "
                                   f"not the {_describe(mine)} model given")
-        try:
-            model.load_state_dict(payload["state_dict"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path} does not fit {type(model).__name__}: {str(exc).splitlines()[0]}") from None
-        model.to(device)
-        return model, payload
-    model.load_state_dict(payload["state_dict"])
-    model.to(device)
-    return model, payload
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not fit {type(model).__name__}: {str(exc).splitlines()[0]}") from None
+    return model.to(device), payload
 
 
 def _describe(config: dict) -> str:
