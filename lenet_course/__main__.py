@@ -41,6 +41,9 @@ def _model_input(model) -> tuple[int, int, int]:
     return (getattr(model, "in_channels", 1), 32, 32)
 
 
+_INIT_CHOICES = sorted(set(classic.INITS) | set(models.INITS))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lenet_course", description="LeNet-5 course companion")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-scale", type=_positive_float, default=1.0,
                    help="with --schedule paper: multiply the paper's global learning rates by this")
     p.add_argument("--batchnorm", action="store_true", help="sequential model with BatchNorm")
+    p.add_argument("--init", default=None, choices=_INIT_CHOICES,
+                   help="initial weights: classic: paper (+-2.4/fan-in, the default) or lecun (std fan-in^-1/2, "
+                        "Efficient BackProp); cifar: default, xavier or kaiming")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--data-root", default=None, help="default: $LENET_DATA or the per-user cache")
@@ -110,6 +116,14 @@ def _train(args) -> int:
         kwargs["batchnorm"] = True
     if args.model == "cifar":
         kwargs["in_channels"] = 3
+    if args.init is not None:
+        valid = {"classic": classic.INITS, "cifar": models.INITS}.get(args.model)
+        if valid is None:
+            raise ValueError("--init applies to --model classic or cifar only")
+        if args.init not in valid:
+            raise ValueError(f"--init {args.init} is not an initialisation of --model {args.model}; "
+                             f"expected one of {sorted(valid)}")
+        kwargs["init"] = args.init
     train.set_seed(args.seed)
     model = models.create(args.model, **kwargs)
     tr, te = _splits_for(args.dataset, model, args.data_root)

@@ -43,7 +43,7 @@ from . import train as train_mod
 
 __all__ = ["ClassicLeNet5", "Subsampling", "SparseConv2d", "RBFOutput", "MAPLoss", "SDLM", "squash",
            "squash_derivative", "rbf_prototypes", "gauss_newton_diagonal", "paper_lr", "PAPER_SCHEDULE",
-           "train_paper", "DEFAULT_J", "MU"]
+           "train_paper", "DEFAULT_J", "MU", "INITS"]
 
 A, S = 1.7159, 2.0 / 3.0   # f(a) = A tanh(S a): f(1) = 1, f(-1) = -1, and f'' is largest at a = +-1
 MU = 0.02                  # the paper's safety term in eta / (mu + h_kk)
@@ -71,8 +71,12 @@ def paper_lr(pass_index: int) -> float:
     return PAPER_FINAL_LR
 
 
-def _uniform_(t: torch.Tensor, fan_in: int) -> None:
-    bound = 2.4 / fan_in
+INITS = ("paper", "lecun")
+
+
+def _uniform_(t: torch.Tensor, fan_in: int, init: str = "paper") -> None:
+    """Uniform in (-2.4/F, 2.4/F) (``"paper"``) or with standard deviation F^(-1/2) (``"lecun"``)."""
+    bound = 2.4 / fan_in if init == "paper" else math.sqrt(3.0 / fan_in)
     nn.init.uniform_(t, -bound, bound)
 
 
@@ -82,15 +86,15 @@ class Subsampling(nn.Module):
     One (coefficient, bias) pair per map; the squashing follows in the network's forward.
     """
 
-    def __init__(self, maps: int) -> None:
+    def __init__(self, maps: int, init: str = "paper") -> None:
         super().__init__()
         self.maps = maps
         self.coefficient = nn.Parameter(torch.empty(maps))
         self.bias = nn.Parameter(torch.empty(maps))
-        self.reset_parameters()
+        self.reset_parameters(init)
 
-    def reset_parameters(self) -> None:
-        _uniform_(self.coefficient, 4)
+    def reset_parameters(self, init: str = "paper") -> None:
+        _uniform_(self.coefficient, 4, init)
         _uniform_(self.bias, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +117,7 @@ class SparseConv2d(nn.Module):
     (9x4x5x5) and ``weight6`` (1x6x5x5), 1,500 weights and 16 biases.
     """
 
-    def __init__(self, table: Iterable[Iterable[int]], kernel_size: int = 5) -> None:
+    def __init__(self, table: Iterable[Iterable[int]], kernel_size: int = 5, init: str = "paper") -> None:
         super().__init__()
         self.table = tuple(tuple(int(i) for i in inputs) for inputs in table)
         self.in_channels = max(max(t) for t in self.table) + 1
@@ -133,11 +137,11 @@ class SparseConv2d(nn.Module):
         inverse[torch.tensor(order)] = torch.arange(len(order))
         self.identity_order = order == list(range(len(order)))
         self.register_buffer("inverse", inverse, persistent=False)
-        self.reset_parameters()
+        self.reset_parameters(init)
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, init: str = "paper") -> None:
         for k in self.sizes:
-            _uniform_(getattr(self, f"weight{k}"), k * self.kernel_size ** 2)
+            _uniform_(getattr(self, f"weight{k}"), k * self.kernel_size ** 2, init)
         for j, t in enumerate(self.table):
             _uniform_(self.bias.data[j:j + 1], len(t) * self.kernel_size ** 2)
 
@@ -221,25 +225,38 @@ class ClassicLeNet5(models._LeNet):
     :func:`squash` (called as a function, so it adds no rows to a layer table).
     Feed it 32x32 images scaled as in the paper (:func:`lenet_course.data.paper_scaling`).
     Returns the negative RBF penalties (N, 10).
+
+    ``init`` chooses the starting weights (biases are always the paper's):
+
+    * ``"paper"`` (default): uniform in (-2.4/F_i, 2.4/F_i), F_i the unit's
+      fan-in, as Appendix A says. For C5 (F = 400) that is +-0.006: each
+      convolution or full layer passes on about 1.6/sqrt(F_i) of the spread of
+      its input (a third in C1, a twelfth in C5), so F6 starts near 0.
+    * ``"lecun"``: uniform with standard deviation F_i^(-1/2), the rule of LeCun,
+      Bottou, Orr and Mueller, "Efficient BackProp" (1998, section 4.6), written
+      for this same squashing function. With it the paper's own learning-rate
+      schedule trains; with ``"paper"`` it does not (see :func:`train_paper`).
     """
 
     in_channels = 1
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, init: str = "paper") -> None:
         super().__init__()
         if num_classes != 10:
             raise ValueError(f"the classic LeNet-5 has ten fixed RBF outputs (one per digit bitmap), "
                              f"got num_classes={num_classes!r}")
+        models._choice("init", init, INITS)
+        self.init = init
         from .arch import C3_TABLE
         self.C1 = nn.Conv2d(1, 6, 5)
-        self.S2 = Subsampling(6)
-        self.C3 = SparseConv2d(C3_TABLE, 5)
-        self.S4 = Subsampling(16)
+        self.S2 = Subsampling(6, init)
+        self.C3 = SparseConv2d(C3_TABLE, 5, init)
+        self.S4 = Subsampling(16, init)
         self.C5 = nn.Conv2d(16, 120, 5)
         self.F6 = nn.Linear(120, 84)
         self.OUTPUT = RBFOutput()
         for layer, fan_in in ((self.C1, 25), (self.C5, 400), (self.F6, 120)):
-            _uniform_(layer.weight.data, fan_in)
+            _uniform_(layer.weight.data, fan_in, init)
             _uniform_(layer.bias.data, fan_in)
 
     def stages(self) -> list[nn.Module]:
@@ -362,6 +379,7 @@ class SDLM(torch.optim.Optimizer):
                 if h.shape != p.shape:
                     raise ValueError(f"curvature of shape {tuple(h.shape)} for a parameter of shape {tuple(p.shape)}")
                 self.state[p]["h"] = h.detach().to(p.device, p.dtype).clone()
+                self.state[p].pop("denom", None)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -370,12 +388,20 @@ class SDLM(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params, grads, denoms = [], [], []
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                h = self.state[p].get("h")
-                denom = torch.full_like(p, group["mu"]) if h is None else h + group["mu"]
-                p.addcdiv_(p.grad, denom, value=-group["lr"])
+                state = self.state[p]
+                if "denom" not in state or state["denom_mu"] != group["mu"]:  # mu + h_kk, kept for the pass
+                    h = state.get("h")
+                    state["denom"] = torch.full_like(p, group["mu"]) if h is None else h + group["mu"]
+                    state["denom_mu"] = group["mu"]
+                params.append(p)
+                grads.append(p.grad)
+                denoms.append(state["denom"])
+            if params:  # one fused update for all parameters: batch-1 steps are dominated by overhead
+                torch._foreach_addcdiv_(params, grads, denoms, value=-group["lr"])
         return loss
 
 
@@ -404,10 +430,18 @@ def train_paper(model: ClassicLeNet5, train: data_mod.Split, test: Optional[data
     mini-batches the loss is *summed* over the batch and h_kk scaled by the batch
     size (the curvature of that sum), so where the curvature dominates mu a
     step is the average of the single-image steps, and where mu dominates it is
-    their sum: the paper's rates keep their meaning. ``lr_scale`` multiplies every
-    rate of the schedule: with the paper's small initial weights h_kk starts near
-    0, every step is capped only by mu, and at ``lr_scale=1`` our runs saturate F6
-    within the first pass and stay at chance; ``lr_scale=0.02`` trains (chapter 10).
+    their sum: the paper's rates keep their meaning, but the paper's setting,
+    batch 1, trains best. ``lr_scale`` multiplies every rate of the schedule.
+
+    With the paper's initial weights (``init="paper"``, +-2.4/F_i) every h_kk
+    starts far below mu, so every step is capped only by mu at eta / mu = 0.025
+    times its gradient: C5's weights (+-0.006) move by about half their size in
+    the first step, the curvature estimated before the pass is soon stale by
+    orders of magnitude, and within ten steps S2, C3 and C5 saturate and the
+    network stays at chance. Re-estimating h_kk every step does not prevent it;
+    starting from ``init="lecun"`` (standard deviation F_i^(-1/2)) does, and the
+    paper's schedule then trains unchanged. ``lr_scale=0.02`` makes the paper's
+    initial weights train instead (chapter 10 shows both).
     Returns a :class:`~lenet_course.train.History`; its test loss is ``evaluate``'s cross-entropy of -y (the MAP loss with j -> infinity).
     """
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
@@ -468,3 +502,51 @@ def train_paper(model: ClassicLeNet5, train: data_mod.Split, test: Optional[data
 
 
 models.register("classic", ClassicLeNet5)
+
+
+# The full 20-pass runs behind chapter 10 and the performance appendix: (file under book/results,
+# what was run, the command that wrote the file). The runs take minutes to an hour each, so the book
+# reads their JSON output instead of running them.
+RECORDED_RUNS: tuple[tuple[str, str, str], ...] = tuple(
+    (f"{stem}_{dataset}.json", what,
+     f"OMP_NUM_THREADS=1 python -m lenet_course train {model} --dataset {dataset} --epochs 20 {rest} --device cpu --json")
+    for dataset in ("mnist-sample", "fashion-mnist")
+    for stem, what, model, rest in (
+        ("classic_paper_lecun-init", "1998 net, paper's schedule, Efficient-BackProp init, batch 1",
+         "--model classic --init lecun --schedule paper", "--batch-size 1"),
+        ("classic_paper_unscaled", "1998 net, paper's schedule and init, batch 1",
+         "--model classic --schedule paper", "--batch-size 1"),
+        ("classic_paper", "1998 net, paper's init, schedule x 0.02, batch 16",
+         "--model classic --schedule paper", "--batch-size 16 --lr-scale 0.02"),
+        ("modern_adam", "modern LeNet-5 (Adam, cross-entropy), batch 16",
+         "--model sequential", "--batch-size 16"),
+    ))
+
+
+def recorded_runs(results_dir) -> list[dict]:
+    """The recorded runs of :data:`RECORDED_RUNS` found in ``results_dir``, one dict each.
+
+    Keys: ``file``, ``what``, ``command``, ``dataset``, ``passes``, ``test_error`` (%, after the last
+    pass), ``seconds_per_pass`` and ``device``. Runs not recorded are left out.
+    """
+    from pathlib import Path
+    import json
+    rows = []
+    for name, what, command in RECORDED_RUNS:
+        path = Path(results_dir) / name
+        if not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        h = r["history"]
+        rows.append({"file": name, "what": what, "command": command, "dataset": r["dataset"],
+                     "passes": len(h["test_accuracy"]), "test_error": 100 * (1 - h["test_accuracy"][-1]),
+                     "seconds_per_pass": sum(h["seconds"]) / len(h["seconds"]), "device": r["device"]})
+    return rows
+
+
+def recorded_table(rows: list[dict]) -> str:
+    """:func:`recorded_runs` as a Markdown table."""
+    lines = ["| dataset | run | passes | test error (%) | seconds per pass |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['dataset']} | {r['what']} | {r['passes']} | {r['test_error']:.2f} "
+              f"| {r['seconds_per_pass']:.0f} ({r['device']}) |" for r in rows]
+    return "\n".join(lines)

@@ -133,6 +133,8 @@ NAMES = [
         r"unknown activation 'gelu'; expected one of \['relu', 'sigmoid', 'tanh'\]"),
     Bad("unknown pooling", lambda ctx: models.create("sequential", pooling="min"), ValueError,
         r"unknown pooling 'min'; expected one of \['avg', 'max'\]"),
+    Bad("unknown initialisation (classic)", lambda ctx: models.create("classic", init="xavier"), ValueError,
+        r"unknown init 'xavier'; expected one of \['lecun', 'paper'\]"),
     Bad("num_classes 1", lambda ctx: models.create("sequential", num_classes=1), ValueError,
         r"num_classes must be an integer of at least 2, got 1$"),
     Bad("num_classes 0 (cifar)", lambda ctx: models.create("cifar", num_classes=0), ValueError,
@@ -328,6 +330,13 @@ CLI = [
         USAGE + r"argument --batch-size: expected a positive integer, got 'zero'"),
     Bad("CLI: evaluate without a checkpoint", run_cli("evaluate"), SystemExit,
         USAGE + r"the following arguments are required: --checkpoint"),
+    Bad("CLI: unknown initialisation", run_cli("train", "--model", "classic", "--init", "glorot"), SystemExit,
+        USAGE + r"argument --init: invalid choice: 'glorot' \(choose from .*'lecun'"),
+    Bad("CLI: --init on a model without one (exit 1, one line)", run_cli("train", "--model", "sequential", "--init",
+        "paper"), SystemExit, r"^exit 1\nerror: --init applies to --model classic or cifar only\n$"),
+    Bad("CLI: the other model's initialisation (exit 1, one line)", run_cli("train", "--model", "classic", "--init",
+        "xavier"), SystemExit, r"^exit 1\nerror: --init xavier is not an initialisation of --model classic; "
+        r"expected one of \['lecun', 'paper'\]\n$"),
     Bad("CLI: num_classes 1 (exit 1, one line)", run_cli("summary", "--num-classes", "1"), SystemExit,
         r"^exit 1\nerror: num_classes must be an integer of at least 2, got 1\n$"),
     Bad("CLI: evaluate a file that is not a checkpoint (exit 1, one line)", lambda ctx: (

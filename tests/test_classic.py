@@ -78,6 +78,38 @@ def test_squash_and_initialisation(net):
         assert getattr(net.C3, f"weight{k}").abs().max().item() <= 2.4 / (25 * k)
 
 
+def test_lecun_initialisation_changes_only_the_weights():
+    torch.manual_seed(0)
+    net = models.create("classic", init="lecun")
+    assert net.config == {"name": "classic", "init": "lecun"}  # a checkpoint rebuilds it
+    rows = {r.name: (r.parameters, r.connections) for r in arch.layer_table(net)}
+    assert rows == PAPER_TABLE  # same network, other starting point
+    weights = {"C1": (net.C1.weight, 25), "C5": (net.C5.weight, 400), "F6": (net.F6.weight, 120),
+               "S2": (net.S2.coefficient, 4), "S4": (net.S4.coefficient, 4)}
+    weights.update({f"C3.weight{k}": (getattr(net.C3, f"weight{k}"), 25 * k) for k in (3, 4, 6)})
+    for name, (w, f) in weights.items():
+        assert w.abs().max().item() <= math.sqrt(3 / f), name
+        assert w.abs().max().item() > 2.4 / f, name  # wider than the paper's rule
+    assert net.C5.weight.std().item() == pytest.approx(400 ** -0.5, rel=0.03)  # 48,000 draws
+    for layer, f in (("C1", 25), ("C5", 400), ("F6", 120), ("S2", 4), ("S4", 4)):
+        assert getattr(net, layer).bias.abs().max().item() <= 2.4 / f  # biases keep the paper's rule
+
+
+def _first_steps_test_accuracy(init, steps=600):
+    """Test accuracy after ``steps`` single-image SDLM steps at the paper's first rate, 0.0005."""
+    tr, te = (data.paper_scaling(s) for s in data.load_splits("mnist-sample"))
+    torch.manual_seed(0)
+    net = models.create("classic", init=init)
+    h = classic.train_paper(net, tr.subset(steps), te.subset(500), passes=1, batch_size=1, curvature_samples=200)
+    return h.test_accuracy[0]
+
+
+def test_paper_rates_stall_from_the_papers_weights_and_train_from_lecuns():
+    """The finding chapter 10 reports: the paper's schedule, unscaled, needs the wider initial weights."""
+    assert _first_steps_test_accuracy("paper") < 0.2   # saturated: about chance
+    assert _first_steps_test_accuracy("lecun") > 0.6
+
+
 def test_prototypes_are_ten_distinct_plus_minus_one_bitmaps():
     p = classic.rbf_prototypes()
     assert p.shape == (10, 84)
@@ -126,6 +158,12 @@ def test_sdlm_step_matches_a_hand_computation():
                             -2.0 - 0.1 / (0.02 + 0.5) * grad[1],
                             0.5 - 0.1 / (0.02 + 0.0) * grad[2]])
     assert torch.allclose(w.detach(), by_hand, atol=1e-6), (w, by_hand)
+    # a new curvature estimate (the next pass) and a new mu take effect at the next step
+    opt.set_curvature({w: torch.tensor([1.0, 1.0, 1.0])})
+    opt.param_groups[0]["mu"] = 1.0
+    before = w.detach().clone()
+    opt.step()  # same gradient
+    assert torch.allclose(w.detach(), before - 0.1 / (1.0 + 1.0) * grad, atol=1e-6)
 
 
 def test_gauss_newton_diagonal_by_hand_for_the_top_layer(net):
@@ -168,3 +206,19 @@ def test_cli_paper_schedule_rejects_other_models_and_lr(capsys):
     assert "--model classic" in capsys.readouterr().err
     assert main(["train", "--model", "classic", "--schedule", "paper", "--lr", "0.1", "--epochs", "1"]) == 1
     assert "--lr-scale" in capsys.readouterr().err
+
+
+def test_recorded_runs_read_the_cli_json(tmp_path, capsys):
+    """The book's table of 20-pass runs comes from the CLI's own JSON, and says so per run."""
+    name, what, command = classic.RECORDED_RUNS[0]
+    assert command.split()[:5] == ["OMP_NUM_THREADS=1", "python", "-m", "lenet_course", "train"]
+    args = command.split()[4:]  # train --model ...
+    assert main(args[:args.index("--epochs")] + ["--epochs", "1", "--batch-size", "64", "--device", "cpu",
+                                                  "--json", "--no-progress"]) == 0
+    (tmp_path / name).write_text(capsys.readouterr().out)
+    rows = classic.recorded_runs(tmp_path)
+    assert [r["file"] for r in rows] == [name] and rows[0]["passes"] == 1 and rows[0]["what"] == what
+    assert 0 <= rows[0]["test_error"] <= 100 and rows[0]["seconds_per_pass"] > 0
+    table = classic.recorded_table(rows)
+    assert table.count("\n") == 2 and f"{rows[0]['test_error']:.2f}" in table
+    assert classic.recorded_runs(tmp_path / "absent") == []
