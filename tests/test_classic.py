@@ -49,8 +49,16 @@ def test_exactly_60000_trainable_parameters_and_no_masked_full_conv(net):
 def test_c3_is_table_one_and_equals_a_masked_dense_convolution(net):
     w = net.C3.dense_weight()
     assert torch.equal(w.abs().sum((2, 3)).T != 0, arch.c3_matrix())
-    x = torch.randn(3, 6, 14, 14)
-    assert torch.allclose(net.C3(x), F.conv2d(x, w, net.C3.bias), atol=1e-5)
+    x = torch.randn(3, 6, 14, 14, requires_grad=True)
+    out = net.C3(x)
+    # each map on its own, from its parameter row and only the S2 maps Table I gives it
+    rows = {k: iter(getattr(net.C3, f"weight{k}")) for k in (3, 4, 6)}
+    by_map = torch.cat([F.conv2d(x[:, list(t)], next(rows[len(t)])[None], net.C3.bias[j:j + 1])
+                        for j, t in enumerate(arch.C3_TABLE)], 1)
+    assert torch.allclose(out, by_map, atol=1e-5)
+    out.square().sum().backward()  # gradients reach only the 1,516 parameters; the zeros are no parameters
+    assert sum(p.grad.numel() for p in net.C3.parameters()) == 1_516
+    assert all(p.grad.abs().sum() > 0 for p in net.C3.parameters())
 
 
 def test_subsampling_is_a_scaled_2x2_sum_plus_bias():
