@@ -526,10 +526,26 @@ def recorded_runs(results_dir) -> list[dict]:
             continue
         r = json.loads(path.read_text())
         h = r["history"]
+        _check_recorded(path, r, command)
         rows.append({"file": name, "what": what, "command": command, "dataset": r["dataset"],
                      "passes": len(h["test_accuracy"]), "test_error": 100 * (1 - h["test_accuracy"][-1]),
                      "seconds_per_pass": sum(h["seconds"]) / len(h["seconds"]), "device": r["device"]})
     return rows
+
+
+def _check_recorded(path, r: dict, command: str) -> None:
+    """Refuse a results file whose settings are not those of the command said to produce it."""
+    from .__main__ import build_parser
+    args = build_parser().parse_args(command.split()[4:])  # after "OMP_NUM_THREADS=1 python -m lenet_course"
+    expected = {"model": args.model, "init": args.init, "dataset": args.dataset, "passes": args.epochs}
+    found = {"model": r["model"]["name"], "init": r["model"].get("init"), "dataset": r["dataset"],
+             "passes": len(r["history"]["test_accuracy"])}
+    if args.schedule == "paper":
+        expected.update(batch_size=args.batch_size, lr_scale=args.lr_scale)
+        found.update(batch_size=r.get("batch_size"), lr_scale=r.get("lr_scale"))
+    if found != expected:
+        raise ValueError(f"{path} does not match the command said to produce it ({command}): "
+                         f"found {found}, expected {expected}")
 
 
 def recorded_table(rows: list[dict]) -> str:

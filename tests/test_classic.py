@@ -1,5 +1,6 @@
 """The 1998 LeNet-5 (lenet_course.classic): the paper's numbers, its layers, loss and optimiser."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -216,13 +217,14 @@ def test_cli_paper_schedule_rejects_other_models_and_lr(capsys):
     assert "--lr-scale" in capsys.readouterr().err
 
 
-def test_recorded_runs_read_the_cli_json(tmp_path, capsys):
-    """The book's table of 20-pass runs comes from the CLI's own JSON, and says so per run."""
+def test_recorded_runs_read_the_cli_json(tmp_path, capsys, monkeypatch):
+    """The book's table of 20-pass runs comes from the CLI's own JSON, checked against its command."""
     name, what, command = classic.RECORDED_RUNS[0]
     assert command.split()[:5] == ["OMP_NUM_THREADS=1", "python", "-m", "lenet_course", "train"]
-    args = command.split()[4:]  # train --model ...
-    assert main(args[:args.index("--epochs")] + ["--epochs", "1", "--batch-size", "64", "--device", "cpu",
-                                                  "--json", "--no-progress"]) == 0
+    assert "--epochs 20" in command and "--batch-size 1 " in command
+    short = command.replace("--epochs 20", "--epochs 1").replace("--batch-size 1 ", "--batch-size 64 ")
+    monkeypatch.setattr(classic, "RECORDED_RUNS", ((name, what, short),))
+    assert main(short.split()[4:] + ["--no-progress"]) == 0  # the command itself, after the environment and "python -m"
     (tmp_path / name).write_text(capsys.readouterr().out)
     rows = classic.recorded_runs(tmp_path)
     assert [r["file"] for r in rows] == [name] and rows[0]["passes"] == 1 and rows[0]["what"] == what
@@ -230,3 +232,11 @@ def test_recorded_runs_read_the_cli_json(tmp_path, capsys):
     table = classic.recorded_table(rows)
     assert table.count("\n") == 2 and f"{rows[0]['test_error']:.2f}" in table
     assert classic.recorded_runs(tmp_path / "absent") == []
+    (tmp_path / name).write_text((tmp_path / name).read_text().replace('"init": "lecun"', '"init": "paper"'))
+    with pytest.raises(ValueError, match=r"does not match the command said to produce it"):
+        classic.recorded_runs(tmp_path)  # a file from another run is refused, not shown under this command
+
+
+def test_the_books_recorded_runs_match_their_commands():
+    rows = classic.recorded_runs(Path(__file__).parent.parent / "book" / "results")
+    assert len(rows) >= 4 and all(r["passes"] == 20 for r in rows)
