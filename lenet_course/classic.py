@@ -28,9 +28,11 @@ cross-entropy of -y is the MAP loss with j -> infinity.)
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from importlib import resources
+from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import torch
@@ -234,7 +236,6 @@ class ClassicLeNet5(models._LeNet):
             raise ValueError(f"the classic LeNet-5 has ten fixed RBF outputs (one per digit bitmap), "
                              f"got num_classes={num_classes!r}")
         models._choice("init", init, INITS)
-        self.init = init
         from .arch import C3_TABLE
         self.C1 = nn.Conv2d(1, 6, 5)
         self.S2 = Subsampling(6, init)
@@ -517,8 +518,6 @@ def recorded_runs(results_dir) -> list[dict]:
     Keys: ``file``, ``what``, ``command``, ``dataset``, ``passes``, ``test_error`` (%, after the last
     pass), ``seconds_per_pass`` and ``device``. Runs not recorded are left out.
     """
-    from pathlib import Path
-    import json
     rows = []
     for name, what, command in RECORDED_RUNS:
         path = Path(results_dir) / name
