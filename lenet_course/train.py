@@ -82,15 +82,30 @@ def _check_lr(lr: float) -> float:
     return float(lr)
 
 
+def _fusable(params: list) -> bool:
+    """Whether torch's fused (one kernel for all parameters) update applies: floating tensors on one CPU or CUDA device."""
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    return (bool(tensors) and len({t.device for t in tensors}) == 1 and tensors[0].device.type in ("cpu", "cuda")
+            and all(t.is_floating_point() for t in tensors))
+
+
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """``adam``, ``adamw``, ``sgd`` (momentum 0.9) or ``rmsprop``."""
+    """``adam``, ``adamw``, ``sgd`` (momentum 0.9) or ``rmsprop``.
+
+    Adam, AdamW and SGD use torch's fused implementation (``fused=True``) when the
+    parameters are on one CPU or CUDA device: the same update rule, one kernel for all
+    parameters instead of several small ones each. For LeNet's ten parameter tensors
+    that makes the step several times as fast on a CPU (the performance appendix measures it).
+    """
     lr = _check_lr(lr)
+    params = list(params)
+    fused = {"fused": True} if name in ("adam", "adamw", "sgd") and _fusable(params) else {}
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, **fused)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; expected one of {list(OPTIMIZERS)}")

@@ -178,3 +178,33 @@ def test_keyboard_interrupt_returns_history_so_far(tiny_splits, monkeypatch):
 def test_default_learning_rate_scales_with_batch():
     assert train.default_lr("adam", 64) == pytest.approx(1e-3)
     assert train.default_lr("adam", 128) > train.default_lr("adam", 64)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_on_cpu_takes_the_same_steps_as_the_plain_one(name):
+    """make_optimizer fuses Adam, AdamW and SGD on a CPU; the weights follow the unfused rule."""
+    # no BatchNorm: a conv bias just before BN gets a gradient of rounding noise only, which Adam blows up to lr
+    nets = [fresh() for _ in range(2)]
+    fused = train.make_optimizer(name, nets[0].parameters(), 1e-2, weight_decay=1e-4)
+    assert fused.defaults["fused"] is True
+    kw = {"momentum": 0.9} if name == "sgd" else {}
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[name]
+    plain = cls(nets[1].parameters(), lr=1e-2, weight_decay=1e-4, **kw)
+    assert not plain.defaults.get("fused")
+    x, y = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    for _ in range(5):
+        for net, opt in zip(nets, (fused, plain)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    moved = [not torch.equal(p, q) for p, q in zip(nets[0].parameters(), fresh().parameters())]
+    assert all(moved)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_optimizer_is_not_fused_where_torch_cannot_fuse():
+    assert "fused" not in train.make_optimizer("rmsprop", fresh().parameters(), 1e-3).defaults
+    halves = fresh().half()  # float16 is floating, so Adam still fuses; integer tensors never do
+    assert train.make_optimizer("adam", halves.parameters(), 1e-3).defaults["fused"] is True
+    assert not train._fusable([torch.zeros(2, dtype=torch.int64)]) and not train._fusable([])
