@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--small", action="store_true", help="2,000 training images: a smoke test")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="rounds of the three pipelines, in turn (default 3)")
+    p.add_argument("--explore", action="store_true",
+                   help="also time variants of fit's training step (memory format, precision, threads, ...)")
+    p.add_argument("--no-compile", action="store_true", help="with --explore: leave torch.compile out")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the figures as JSON to PATH (or print them, with no PATH)")
     return parser

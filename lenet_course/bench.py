@@ -11,18 +11,27 @@ In one process, on one machine, the same model (BatchNorm LeNet-5) and optimizer
 
 Each reports training images/s (the epoch's optimizer steps, evaluation excluded)
 and test accuracy after the epoch; ratios are against the tutorial pipeline in the
-same run. A separate process measures the peak resident memory of a ``fit`` run.
+same round. The three run in turn for ``repeats`` rounds, so a slow spell of a shared
+machine lands on all of them, and the medians are reported with each round's
+figures. A separate process measures the peak resident memory of a ``fit`` run.
 
-    python -m lenet_course bench [--dataset fashion-mnist] [--json out.json] [--small]
+:func:`explore` times ``fit``'s training step against variants of it (another
+optimizer implementation, memory format, precision, thread count, batch size,
+``torch.compile``), interleaved in the same way, to show what helps on a device.
+
+    python -m lenet_course bench [--dataset fashion-mnist] [--json out.json] [--small] [--repeats 3] [--explore]
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
 import sys
+import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -31,16 +40,19 @@ from torch import nn
 
 from . import data, models, train
 
-__all__ = ["Row", "Report", "run", "tutorial_epoch", "peak_memory_mb", "format_report"]
+__all__ = ["Row", "Report", "run", "tutorial_epoch", "peak_memory_mb", "format_report",
+           "Variant", "explore", "format_explore"]
 
 
 @dataclass
 class Row:
     pipeline: str
     batch_size: int
-    images_per_s: float
-    test_accuracy: float
-    ratio: float = 1.0  # images/s relative to the tutorial pipeline
+    images_per_s: float  # median over the rounds
+    test_accuracy: float  # after the first round's epoch (every round starts from the same seed)
+    ratio: float = 1.0  # median over the rounds of images/s relative to the tutorial pipeline in that round
+    runs: list[float] = field(default_factory=list)  # images/s in each round
+    ratios: list[float] = field(default_factory=list)  # the ratio in each round
 
 
 @dataclass
@@ -51,6 +63,7 @@ class Report:
     threads: int
     dataset: str
     train_images: int
+    repeats: int = 1
     rows: list[Row] = field(default_factory=list)
     peak_rss_mb: Optional[float] = None
     accuracy_gap_points: float = 0.0  # largest |accuracy - tutorial accuracy|, in points
@@ -131,20 +144,35 @@ def peak_memory_mb(name: str, device: str = "cpu", subset: Optional[int] = None)
 
 
 def run(dataset: str = "fashion-mnist", device: str = "auto", seed: int = 0, small: bool = False,
-        memory: bool = True) -> Report:
-    """Run the benchmark. ``small`` uses 2,000 training images (a smoke test, not a measurement)."""
+        memory: bool = True, repeats: int = 3) -> Report:
+    """Run the benchmark. ``small`` uses 2,000 training images (a smoke test, not a measurement);
+    ``repeats`` rounds of the three pipelines, in turn."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     dev = train.pick_device(device)
     subset = 2000 if small else None
     tr, te = data.load_splits(dataset)
     if subset:
         tr = tr.subset(subset, seed=seed)
-    report = Report(str(dev), _device_name(dev), torch.__version__, torch.get_num_threads(), dataset, len(tr))
-    tut_ips, tut_acc = tutorial_epoch(dataset, dev, seed, subset, (tr.mean, tr.std))
-    report.rows.append(Row("tutorial DataLoader + PIL transforms", 64, tut_ips, tut_acc))
+    report = Report(str(dev), _device_name(dev), torch.__version__, torch.get_num_threads(), dataset, len(tr),
+                    repeats)
     default_batch = train.DEFAULT_BATCH_SIZE[dev.type]
-    for label, bs in (("fit, tensor-resident", 64), ("fit, tensor-resident (default batch)", default_batch)):
-        ips, acc = _fit_epoch(tr, te, dev, seed, bs)
-        report.rows.append(Row(label, bs, ips, acc, ips / tut_ips))
+    pipelines = [("tutorial DataLoader + PIL transforms", 64, lambda: tutorial_epoch(
+                     dataset, dev, seed, subset, (tr.mean, tr.std))),
+                 *[(label, bs, lambda bs=bs: _fit_epoch(tr, te, dev, seed, bs))
+                   for label, bs in (("fit, tensor-resident", 64),
+                                     ("fit, tensor-resident (default batch)", default_batch))]]
+    runs: list[list[tuple[float, float]]] = [[] for _ in pipelines]
+    for _ in range(repeats):
+        for i, (_, _, epoch) in enumerate(pipelines):
+            runs[i].append(epoch())
+    tutorial = [ips for ips, _ in runs[0]]
+    for (label, bs, _), figures in zip(pipelines, runs):
+        ips = [f[0] for f in figures]
+        ratios = [a / b for a, b in zip(ips, tutorial)]
+        report.rows.append(Row(label, bs, statistics.median(ips), figures[0][1], statistics.median(ratios),
+                               ips, ratios))
+    tut_acc = report.rows[0].test_accuracy
     report.accuracy_gap_points = max(abs(r.test_accuracy - tut_acc) for r in report.rows) * 100
     if memory:
         report.peak_rss_mb = peak_memory_mb(dataset, str(dev), subset)
@@ -152,27 +180,210 @@ def run(dataset: str = "fashion-mnist", device: str = "auto", seed: int = 0, sma
 
 
 def format_report(report: Report) -> str:
+    rounds = f"median of {report.repeats} rounds" if report.repeats > 1 else "one round"
     lines = [f"device: {report.device} ({report.device_name}); torch {report.torch}; {report.threads} threads",
-             f"dataset: {report.dataset}, {report.train_images:,} training images, one epoch each",
+             f"dataset: {report.dataset}, {report.train_images:,} training images, one epoch each, {rounds}",
              "",
-             f"{'pipeline':40} {'batch':>5} {'images/s':>10} {'ratio':>6} {'test acc':>8}"]
+             f"{'pipeline':40} {'batch':>5} {'images/s':>10} {'ratio':>6} {'test acc':>8}"
+             + ("  ratio in each round" if report.repeats > 1 else "")]
     for r in report.rows:
+        each = "  " + " ".join(f"{x:.2f}x" for x in r.ratios) if report.repeats > 1 else ""
         lines.append(f"{r.pipeline:40} {r.batch_size:>5} {r.images_per_s:>10,.0f} {r.ratio:>5.1f}x "
-                     f"{100 * r.test_accuracy:>7.2f}%")
+                     f"{100 * r.test_accuracy:>7.2f}%{each}")
     lines.append(f"largest accuracy gap to the tutorial pipeline: {report.accuracy_gap_points:.2f} points")
     if report.peak_rss_mb is not None:
         lines.append(f"peak resident memory of a fit process: {report.peak_rss_mb:,.0f} MB")
     return "\n".join(lines)
 
 
+@dataclass
+class Variant:
+    """One variant of ``fit``'s training step, timed against the step itself in the same rounds."""
+
+    name: str
+    batch_size: int
+    images_per_s: Optional[float] = None  # median over the rounds; None when it could not run here
+    ratio: Optional[float] = None  # median over the rounds of images/s relative to fit's step in that round
+    runs: list[float] = field(default_factory=list)
+    warmup_seconds: float = 0.0  # the untimed first steps: for torch.compile, mostly compiling
+    note: str = ""
+
+
+@dataclass
+class _Spec:
+    name: str
+    batch_size: int
+    fused: bool = True
+    channels_last: bool = False
+    amp: bool = False
+    threads: Optional[int] = None
+    item_every_step: bool = False
+    compile: bool = False
+
+
+def _specs(dev: torch.device, compile: bool) -> list[_Spec]:
+    bs, amp = train.DEFAULT_BATCH_SIZE[dev.type], dev.type == "cuda"
+    base = f"fit's step: fused Adam, batch {bs}, " + ("bfloat16 autocast" if amp else "float32")
+    specs = [_Spec(base, bs, amp=amp),
+             _Spec("Adam, torch's default (unfused) implementation", bs, fused=False, amp=amp),
+             _Spec("channels_last memory format", bs, channels_last=True, amp=amp),
+             _Spec("float32, no autocast" if amp else "bfloat16 autocast", bs, amp=not amp),
+             _Spec("loss.item() every step (the host waits for the device)", bs, amp=amp, item_every_step=True),
+             _Spec("batch 64", 64, amp=amp),
+             _Spec("batch 1024", 1024, amp=amp)]
+    if dev.type == "cpu" and torch.get_num_threads() > 1:
+        specs.append(_Spec("one thread instead of " + str(torch.get_num_threads()), bs, threads=1))
+    if compile:
+        specs.append(_Spec("torch.compile", bs, amp=amp, compile=True))
+    return specs
+
+
+@contextmanager
+def _threads(n: Optional[int]):
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def _quiet_cpp_extension():
+    """torch.compile imports torch.utils.cpp_extension, which warns on a CUDA build of torch without a
+    GPU that "No CUDA runtime is found": true, and beside the point for compiling CPU code."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _endless(loader):
+    while True:
+        yield from loader
+
+
+def _stepper(spec: _Spec, tr: data.Split, dev: torch.device, seed: int):
+    """A function that takes one training step as ``fit`` does (without its bookkeeping)."""
+    model = _model(seed, dev, tr.in_channels)
+    fmt = torch.channels_last if spec.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    lr = train.default_lr("adam", spec.batch_size)
+    opt = (train.make_optimizer("adam", model.parameters(), lr) if spec.fused
+           else torch.optim.Adam(model.parameters(), lr=lr))
+    forward = torch.compile(model) if spec.compile else model
+    batches = _endless(data.TensorLoader(tr, spec.batch_size, shuffle=True, device=dev, seed=seed, drop_last=True,
+                                         memory_format=fmt))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        x, y = next(batches)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=spec.amp):
+            loss = loss_fn(forward(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if spec.item_every_step:
+            loss.item()
+    return step
+
+
+def _timed(step, n: int, dev: torch.device) -> float:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return time.perf_counter() - start
+
+
+def explore(dataset: str = "fashion-mnist", device: str = "auto", steps: int = 30, rounds: int = 3,
+            compile: bool = True, seed: int = 0, warmup: int = 3, progress: bool = True) -> list[Variant]:
+    """Time ``fit``'s training step against variants of it on one device.
+
+    Every variant trains its own copy of the BatchNorm LeNet-5 from the same seed, on
+    batches from a :class:`~lenet_course.data.TensorLoader`. After ``warmup`` untimed
+    steps each, the variants take ``steps`` steps in turn, for ``rounds`` rounds; the
+    first row is the step ``fit`` takes by default, and each variant's ratio is the
+    median over the rounds of its images/s against that row's in the same round. A
+    variant that cannot run here (``torch.compile`` needs a C++ compiler on a CPU) is
+    reported with a note instead of figures.
+    """
+    for name, v in (("steps", steps), ("rounds", rounds), ("warmup", warmup)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "warmup" else 1):
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    dev = train.pick_device(device)
+    tr, _ = data.load_splits(dataset)
+    specs = _specs(dev, compile)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(specs) * (rounds + 1), desc="exploring", unit="run", leave=False)
+    variants, steppers = [], []
+    for spec in specs:
+        variant = Variant(spec.name, spec.batch_size)
+        with _threads(spec.threads), _quiet_cpp_extension():
+            try:
+                step = _stepper(spec, tr, dev, seed)
+                variant.warmup_seconds = _timed(step, max(warmup, 1), dev)
+            except Exception as exc:  # noqa: BLE001 - e.g. torch.compile without a C++ compiler
+                step = None
+                variant.note = f"could not run here: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:160]}"
+        variants.append(variant)
+        steppers.append(step)
+        if bar is not None:
+            bar.update(1)
+    for _ in range(rounds):
+        for spec, variant, step in zip(specs, variants, steppers):
+            if step is not None:
+                with _threads(spec.threads):
+                    variant.runs.append(steps * spec.batch_size / _timed(step, steps, dev))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    base = variants[0].runs
+    for variant in variants:
+        if variant.runs:
+            variant.images_per_s = statistics.median(variant.runs)
+            variant.ratio = statistics.median(a / b for a, b in zip(variant.runs, base))
+    return variants
+
+
+def format_explore(variants: list[Variant]) -> str:
+    lines = [f"{'variant of fit’s training step':56} {'batch':>5} {'images/s':>10} {'ratio':>6}"]
+    for v in variants:
+        if v.images_per_s is None:
+            lines.append(f"{v.name:56} {v.batch_size:>5} {v.note}")
+            continue
+        extra = f"  (first steps took {v.warmup_seconds:.1f} s)" if "compile" in v.name else ""
+        lines.append(f"{v.name:56} {v.batch_size:>5} {v.images_per_s:>10,.0f} {v.ratio:>5.2f}x{extra}")
+    return "\n".join(lines)
+
+
 def main(args) -> int:
-    report = run(args.dataset, args.device, args.seed, args.small, memory=not args.no_memory)
+    report = run(args.dataset, args.device, args.seed, args.small, memory=not args.no_memory, repeats=args.repeats)
+    figures = report.to_dict()
+    variants = None
+    if args.explore:
+        variants = explore(args.dataset, args.device, seed=args.seed, compile=not args.no_compile,
+                           progress=args.json != "-")
+        figures["explore"] = [asdict(v) for v in variants]
     if args.json == "-":
-        print(json.dumps(report.to_dict()))
+        print(json.dumps(figures))
         return 0
     print(format_report(report))
+    if variants is not None:
+        print()
+        print(format_explore(variants))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(report.to_dict(), f, indent=2)
+            json.dump(figures, f, indent=2)
         print(f"figures written to {args.json}")
     return 0

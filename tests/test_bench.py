@@ -1,20 +1,54 @@
 """Smoke test of the benchmark: its figures are produced and well-formed (no timing assertions)."""
 import json
+import statistics
+
+import pytest
+import torch
 
 from lenet_course import bench
 from lenet_course.__main__ import main
 
 
 def test_bench_produces_every_figure_on_a_small_setting():
-    report = bench.run("mnist-sample", device="cpu", small=True, memory=False)
+    report = bench.run("mnist-sample", device="cpu", small=True, memory=False, repeats=2)
     assert [r.batch_size for r in report.rows][:2] == [64, 64]
     assert [r.pipeline.split(",")[0] for r in report.rows] == ["tutorial DataLoader + PIL transforms", "fit", "fit"]
     assert all(r.images_per_s > 0 and 0 <= r.test_accuracy <= 1 for r in report.rows)
-    assert report.rows[0].ratio == 1.0
-    assert abs(report.rows[1].ratio - report.rows[1].images_per_s / report.rows[0].images_per_s) < 1e-9
+    assert report.repeats == 2 and all(len(r.runs) == len(r.ratios) == 2 for r in report.rows)
+    assert report.rows[0].ratio == 1.0 and report.rows[0].ratios == [1.0, 1.0]
+    fit64, tutorial = report.rows[1], report.rows[0]
+    # each round's ratio is against the tutorial pipeline of the same round; the row gives the medians
+    assert fit64.ratios == pytest.approx([a / b for a, b in zip(fit64.runs, tutorial.runs)])
+    assert fit64.ratio == pytest.approx(statistics.median(fit64.ratios))
+    assert fit64.images_per_s == pytest.approx(statistics.median(fit64.runs))
     assert report.train_images == 2000 and report.device == "cpu" and report.threads >= 1
     text = bench.format_report(report)
-    assert "images/s" in text and "torch" in text
+    assert "images/s" in text and "torch" in text and "median of 2 rounds" in text
+    with pytest.raises(ValueError, match="repeats"):
+        bench.run("mnist-sample", device="cpu", small=True, memory=False, repeats=0)
+
+
+def test_explore_times_every_variant_against_fits_step(monkeypatch):
+    def no_compiler(model, *a, **kw):
+        raise RuntimeError("no C++ compiler found\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    threads = torch.get_num_threads()
+    variants = bench.explore("mnist-sample", device="cpu", steps=2, rounds=2, warmup=1, progress=False)
+    assert torch.get_num_threads() == threads  # the one-thread variant puts the setting back
+    names = [v.name for v in variants]
+    assert names[0].startswith("fit's step: fused Adam, batch 256")
+    assert "Adam, torch's default (unfused) implementation" in names and "torch.compile" in names
+    assert variants[0].ratio == 1.0
+    ran = [v for v in variants if v.images_per_s is not None]
+    assert len(ran) == len(variants) - 1 and all(len(v.runs) == 2 and v.ratio > 0 for v in ran)
+    compiled = variants[names.index("torch.compile")]
+    assert compiled.images_per_s is None and compiled.note == (
+        "could not run here: RuntimeError: no C++ compiler found")
+    text = bench.format_explore(variants)
+    assert "could not run here" in text and "batch 1024" in text
+    with pytest.raises(ValueError, match="steps"):
+        bench.explore("mnist-sample", device="cpu", steps=0)
 
 
 def test_peak_memory_is_measured_in_a_child_process():
@@ -25,7 +59,26 @@ def test_peak_memory_is_measured_in_a_child_process():
 def test_bench_cli_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--dataset", "mnist-sample", "--small", "--no-memory", "--device", "cpu",
-                 "--json", str(out)]) == 0
+                 "--repeats", "1", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
-    assert figures["dataset"] == "mnist-sample" and len(figures["rows"]) == 3
+    assert figures["dataset"] == "mnist-sample" and len(figures["rows"]) == 3 and figures["repeats"] == 1
+    assert "explore" not in figures
     assert "tutorial" in capsys.readouterr().out
+
+
+def test_bench_cli_explore_adds_the_variants_to_the_json(tmp_path, monkeypatch, capsys):
+    asked = {}
+
+    def fake_explore(dataset, device, seed, compile, progress):
+        asked.update(dataset=dataset, compile=compile)
+        return [bench.Variant("fit's step", 256, 1000.0, 1.0, [1000.0]), bench.Variant("torch.compile", 256,
+                                                                                      note="could not run here: X")]
+
+    monkeypatch.setattr(bench, "explore", fake_explore)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--dataset", "mnist-sample", "--small", "--no-memory", "--device", "cpu", "--repeats", "1",
+                 "--explore", "--no-compile", "--json", str(out)]) == 0
+    assert asked == {"dataset": "mnist-sample", "compile": False}
+    figures = json.loads(out.read_text())
+    assert [v["name"] for v in figures["explore"]] == ["fit's step", "torch.compile"]
+    assert "could not run here: X" in capsys.readouterr().out

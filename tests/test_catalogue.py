@@ -328,6 +328,8 @@ CLI = [
         USAGE + r"argument --lr: expected a positive finite number, got nan"),
     Bad("CLI: batch size as a word", run_cli("train", "--batch-size", "zero"), SystemExit,
         USAGE + r"argument --batch-size: expected a positive integer, got 'zero'"),
+    Bad("CLI: bench with 0 rounds", run_cli("bench", "--repeats", "0"), SystemExit,
+        USAGE + r"argument --repeats: expected a positive integer, got 0"),
     Bad("CLI: evaluate without a checkpoint", run_cli("evaluate"), SystemExit,
         USAGE + r"the following arguments are required: --checkpoint"),
     Bad("CLI: unknown initialisation", run_cli("train", "--model", "classic", "--init", "glorot"), SystemExit,
