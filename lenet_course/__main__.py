@@ -27,6 +27,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _accuracy(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a test accuracy between 0 and 1, e.g. 0.9, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -94,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore", action="store_true",
                    help="also time variants of fit's training step (memory format, precision, threads, ...)")
     p.add_argument("--no-compile", action="store_true", help="with --explore: leave torch.compile out")
+    p.add_argument("--time-to", type=_accuracy, default=None, metavar="ACCURACY",
+                   help="also train with fit's defaults until this test accuracy (e.g. 0.9) and time it")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the figures as JSON to PATH (or print them, with no PATH)")
     return parser

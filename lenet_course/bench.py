@@ -15,11 +15,15 @@ same round. The three run in turn for ``repeats`` rounds, so a slow spell of a s
 machine lands on all of them, and the medians are reported with each round's
 figures. A separate process measures the peak resident memory of a ``fit`` run.
 
+:func:`time_to_accuracy` trains with ``fit``'s defaults until a test accuracy is
+reached (90 % on Fashion-MNIST by default) and reports the training time it took.
+
 :func:`explore` times ``fit``'s training step against variants of it (another
 optimizer implementation, memory format, precision, thread count, batch size,
 ``torch.compile``), interleaved in the same way, to show what helps on a device.
 
     python -m lenet_course bench [--dataset fashion-mnist] [--json out.json] [--small] [--repeats 3] [--explore]
+                                 [--time-to 0.9]
 """
 from __future__ import annotations
 
@@ -41,7 +45,8 @@ from torch import nn
 from . import data, models, train
 
 __all__ = ["Row", "Report", "run", "tutorial_epoch", "peak_memory_mb", "format_report",
-           "Variant", "explore", "format_explore"]
+           "Variant", "explore", "format_explore", "TimeToAccuracy", "time_to_accuracy",
+           "format_time_to_accuracy"]
 
 
 @dataclass
@@ -194,6 +199,45 @@ def format_report(report: Report) -> str:
     if report.peak_rss_mb is not None:
         lines.append(f"peak resident memory of a fit process: {report.peak_rss_mb:,.0f} MB")
     return "\n".join(lines)
+
+
+@dataclass
+class TimeToAccuracy:
+    device: str
+    device_name: str
+    dataset: str
+    target: float
+    reached: bool
+    epochs: int  # epochs trained: the first to reach the target, or all of max_epochs
+    train_seconds: float  # the epochs' training time, evaluation excluded
+    wall_seconds: float  # everything: training, the evaluation after each epoch, moving data to the device
+    test_accuracy: list[float] = field(default_factory=list)  # after each epoch
+    batch_size: int = 0
+
+
+def time_to_accuracy(dataset: str = "fashion-mnist", device: str = "auto", target: float = 0.90,
+                     max_epochs: int = 20, seed: int = 0, batch_size: Optional[int] = None,
+                     progress: bool = False) -> TimeToAccuracy:
+    """Train the BatchNorm LeNet-5 with ``fit``'s defaults until its test accuracy reaches ``target``."""
+    dev = train.pick_device(device)
+    tr, te = data.load_splits(dataset)
+    model = _model(seed, dev, tr.in_channels)
+    start = time.perf_counter()
+    h = train.fit(model, tr, te, epochs=max_epochs, batch_size=batch_size, device=dev, seed=seed,
+                  progress=progress, stop_at=target)
+    wall = time.perf_counter() - start
+    return TimeToAccuracy(str(dev), _device_name(dev), dataset, target, h.test_accuracy[-1] >= target, len(h),
+                          sum(h.seconds), wall, list(h.test_accuracy),
+                          batch_size or train.DEFAULT_BATCH_SIZE[dev.type])
+
+
+def format_time_to_accuracy(t: TimeToAccuracy) -> str:
+    if not t.reached:
+        return (f"{100 * t.target:.0f} % test accuracy on {t.dataset} not reached in {t.epochs} epochs "
+                f"(best {100 * max(t.test_accuracy):.2f} %; {t.train_seconds:.1f} s of training)")
+    return (f"{100 * t.target:.0f} % test accuracy on {t.dataset}: {t.train_seconds:.1f} s of training "
+            f"({t.epochs} epochs at batch {t.batch_size}, {100 * t.test_accuracy[-1]:.2f} %); "
+            f"{t.wall_seconds:.1f} s with the evaluations")
 
 
 @dataclass
@@ -375,6 +419,11 @@ def main(args) -> int:
         variants = explore(args.dataset, args.device, seed=args.seed, compile=not args.no_compile,
                            progress=args.json != "-")
         figures["explore"] = [asdict(v) for v in variants]
+    reached = None
+    if args.time_to is not None:
+        reached = time_to_accuracy(args.dataset, args.device, args.time_to, seed=args.seed,
+                                   progress=args.json != "-")
+        figures["time_to_accuracy"] = asdict(reached)
     if args.json == "-":
         print(json.dumps(figures))
         return 0
@@ -382,6 +431,9 @@ def main(args) -> int:
     if variants is not None:
         print()
         print(format_explore(variants))
+    if reached is not None:
+        print()
+        print(format_time_to_accuracy(reached))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=2)

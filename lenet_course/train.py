@@ -180,7 +180,7 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
         lr: Optional[float] = None, batch_size: Optional[int] = None, device: str | torch.device = "auto",
         seed: int = 0, progress: bool = True, live: bool = False, checkpoint: str | os.PathLike | None = None,
         weight_decay: float = 0.0, amp: Optional[bool] = None, loss_fn=None,
-        resume: str | os.PathLike | None = None) -> History:
+        resume: str | os.PathLike | None = None, stop_at: Optional[float] = None) -> History:
     """Train ``model`` for ``epochs`` passes over ``train``; evaluate on ``test`` after each.
 
     ``train``/``test`` are :class:`~lenet_course.data.Split` objects (fast path:
@@ -192,6 +192,9 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
     resuming needs (optimizer state, random-number states, history).
     ``resume=path`` continues from such a checkpoint up to ``epochs`` in all, to the
     same result as a run that was never stopped (same settings, same device).
+    ``stop_at`` (a test accuracy, 0-1) ends training after the first epoch that reaches
+    it, so ``epochs`` becomes an upper bound: ``sum(history.seconds)`` is then the
+    training time to that accuracy.
 
     Ctrl-C stops at the end of the current step (an interrupt during the optimizer
     step is held back until the step is complete, so no weight is half updated): the
@@ -204,6 +207,11 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {list(OPTIMIZERS)}")
+    if stop_at is not None:
+        if isinstance(stop_at, bool) or not isinstance(stop_at, (int, float)) or not 0 < stop_at <= 1:
+            raise ValueError(f"stop_at must be a test accuracy between 0 and 1, got {stop_at!r}")
+        if test is None:
+            raise ValueError("stop_at needs test data to measure the accuracy on")
     dev = pick_device(device)
     if batch_size is None:
         batch_size = DEFAULT_BATCH_SIZE[dev.type]
@@ -296,6 +304,8 @@ def fit(model: nn.Module, train, test=None, epochs: int = 5, optimizer: str = "a
                                 test_acc=f"{history.test_accuracy[-1]:.3f}" if test is not None else "-")
             if curves is not None:
                 curves.update(history, epochs)
+            if stop_at is not None and history.test_accuracy[-1] >= stop_at:
+                break
     except KeyboardInterrupt:
         history.interrupted = True
         import warnings

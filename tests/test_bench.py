@@ -76,9 +76,24 @@ def test_bench_cli_explore_adds_the_variants_to_the_json(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(bench, "explore", fake_explore)
     out = tmp_path / "bench.json"
+    monkeypatch.setattr(bench, "time_to_accuracy", lambda dataset, device, target, seed, progress: bench.TimeToAccuracy(
+        device, "cpu", dataset, target, True, 2, 1.5, 2.0, [0.8, 0.91], 256))
     assert main(["bench", "--dataset", "mnist-sample", "--small", "--no-memory", "--device", "cpu", "--repeats", "1",
-                 "--explore", "--no-compile", "--json", str(out)]) == 0
+                 "--explore", "--no-compile", "--time-to", "0.9", "--json", str(out)]) == 0
     assert asked == {"dataset": "mnist-sample", "compile": False}
     figures = json.loads(out.read_text())
     assert [v["name"] for v in figures["explore"]] == ["fit's step", "torch.compile"]
-    assert "could not run here: X" in capsys.readouterr().out
+    assert figures["time_to_accuracy"]["target"] == 0.9 and figures["time_to_accuracy"]["epochs"] == 2
+    printed = capsys.readouterr().out
+    assert "could not run here: X" in printed and "90 % test accuracy on mnist-sample: 1.5 s of training" in printed
+
+
+def test_time_to_accuracy_stops_at_the_target():
+    t = bench.time_to_accuracy("mnist-sample", device="cpu", target=0.5, max_epochs=3)
+    assert t.reached and 1 <= t.epochs <= 3 and t.test_accuracy[-1] >= 0.5
+    assert all(a < 0.5 for a in t.test_accuracy[:-1]) and len(t.test_accuracy) == t.epochs
+    assert 0 < t.train_seconds < t.wall_seconds and t.batch_size == 256 and t.dataset == "mnist-sample"
+    assert "50 % test accuracy on mnist-sample:" in bench.format_time_to_accuracy(t)
+    missed = bench.time_to_accuracy("mnist-sample", device="cpu", target=1.0, max_epochs=1)
+    assert not missed.reached and missed.epochs == 1
+    assert "not reached in 1 epochs" in bench.format_time_to_accuracy(missed)

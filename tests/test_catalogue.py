@@ -330,6 +330,8 @@ CLI = [
         USAGE + r"argument --batch-size: expected a positive integer, got 'zero'"),
     Bad("CLI: bench with 0 rounds", run_cli("bench", "--repeats", "0"), SystemExit,
         USAGE + r"argument --repeats: expected a positive integer, got 0"),
+    Bad("CLI: bench --time-to as a percentage", run_cli("bench", "--time-to", "90"), SystemExit,
+        USAGE + r"argument --time-to: expected a test accuracy between 0 and 1, e.g. 0.9, got '90'"),
     Bad("CLI: evaluate without a checkpoint", run_cli("evaluate"), SystemExit,
         USAGE + r"the following arguments are required: --checkpoint"),
     Bad("CLI: unknown initialisation", run_cli("train", "--model", "classic", "--init", "glorot"), SystemExit,

@@ -81,11 +81,13 @@ def test_non_finite_loss_names_epoch_step_and_lr(tiny_splits):
     ({"batch_size": 10_000}, "batch_size 10000 is larger than the dataset"),
     ({"optimizer": "lbfgs"}, r"unknown optimizer 'lbfgs'; expected one of \['adam', 'adamw', 'sgd', 'rmsprop'\]"),
     ({"device": "tpu"}, r"unknown device 'tpu'; expected one of \['auto', 'cpu', 'cuda', 'mps'\]"),
+    ({"stop_at": 90}, "stop_at must be a test accuracy between 0 and 1, got 90"),
+    ({"stop_at": 0.9, "test": None}, "stop_at needs test data"),
 ])
 def test_fit_rejects_bad_hyperparameters(tiny_splits, kwargs, match):
     tr, te = tiny_splits
     with pytest.raises(ValueError, match=match):
-        train.fit(fresh(), tr, te, **{"epochs": 1, "progress": False, **kwargs})
+        train.fit(fresh(), tr, **{"test": te, "epochs": 1, "progress": False, **kwargs})
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -208,3 +210,14 @@ def test_optimizer_is_not_fused_where_torch_cannot_fuse():
     halves = fresh().half()  # float16 is floating, so Adam still fuses; integer tensors never do
     assert train.make_optimizer("adam", halves.parameters(), 1e-3).defaults["fused"] is True
     assert not train._fusable([torch.zeros(2, dtype=torch.int64)]) and not train._fusable([])
+
+
+def test_stop_at_ends_training_after_the_first_epoch_that_reaches_it(tiny_splits):
+    tr, te = tiny_splits
+    full = train.fit(fresh(), tr, te, epochs=4, batch_size=32, progress=False)
+    target = full.test_accuracy[1] - 1e-9  # reached after epoch 2 (perhaps already after epoch 1)
+    first = next(i for i, a in enumerate(full.test_accuracy) if a >= target) + 1
+    stopped = train.fit(fresh(), tr, te, epochs=4, batch_size=32, progress=False, stop_at=target)
+    assert len(stopped) == first <= 2 and stopped.test_accuracy == full.test_accuracy[:first]
+    never = train.fit(fresh(), tr, te, epochs=2, batch_size=32, progress=False, stop_at=1.0)
+    assert len(never) == 2 or never.test_accuracy[-1] == 1.0
