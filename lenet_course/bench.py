@@ -149,12 +149,17 @@ def peak_memory_mb(name: str, device: str = "cpu", subset: Optional[int] = None)
     return int(out.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
+def _check_count(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
 def run(dataset: str = "fashion-mnist", device: str = "auto", seed: int = 0, small: bool = False,
         memory: bool = True, repeats: int = 3) -> Report:
     """Run the benchmark. ``small`` uses 2,000 training images (a smoke test, not a measurement);
     ``repeats`` rounds of the three pipelines, in turn."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    _check_count("repeats", repeats)
     dev = train.pick_device(device)
     subset = 2000 if small else None
     tr, te = data.load_splits(dataset)
@@ -364,9 +369,9 @@ def explore(dataset: str = "fashion-mnist", device: str = "auto", steps: int = 5
     variant that cannot run here (``torch.compile`` needs a C++ compiler on a CPU) is
     reported with a note instead of figures.
     """
-    for name, v in (("steps", steps), ("rounds", rounds), ("warmup", warmup)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "warmup" else 1):
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    _check_count("steps", steps)
+    _check_count("rounds", rounds)
+    _check_count("warmup", warmup, minimum=0)
     dev = train.pick_device(device)
     tr, _ = data.load_splits(dataset)
     specs = _specs(dev, compile)
