@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore", action="store_true",
                    help="also time variants of fit's training step (memory format, precision, threads, ...)")
     p.add_argument("--no-compile", action="store_true", help="with --explore: leave torch.compile out")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also profile fit's training step: time by kind of layer (convolutions, batch norm, ...)")
     p.add_argument("--time-to", type=_accuracy, default=None, metavar="ACCURACY",
                    help="also train with fit's defaults until this test accuracy (e.g. 0.9) and time it")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",

@@ -21,9 +21,11 @@ reached (90 % on Fashion-MNIST by default) and reports the training time it took
 :func:`explore` times ``fit``'s training step against variants of it (another
 optimizer implementation, memory format, precision, thread count, batch size,
 ``torch.compile``), interleaved in the same way, to show what helps on a device.
+:func:`breakdown` profiles the step and sums its time by kind of layer, to show where
+the time goes.
 
     python -m lenet_course bench [--dataset fashion-mnist] [--json out.json] [--small] [--repeats 3] [--explore]
-                                 [--time-to 0.9]
+                                 [--breakdown] [--time-to 0.9]
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ import sys
 import statistics
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 import torch
@@ -46,7 +48,7 @@ from . import data, models, train
 
 __all__ = ["Row", "Report", "run", "tutorial_epoch", "peak_memory_mb", "format_report",
            "Variant", "explore", "format_explore", "TimeToAccuracy", "time_to_accuracy",
-           "format_time_to_accuracy"]
+           "format_time_to_accuracy", "Breakdown", "breakdown", "format_breakdown"]
 
 
 @dataclass
@@ -313,6 +315,22 @@ def _quiet_cpp_extension():
         logger.setLevel(level)
 
 
+@contextmanager
+def _quiet_native_stderr():
+    """The profiler's C++ side writes its own log to file descriptor 2 as it starts and stops
+    ("profiler_start", and on a CUDA build of torch without a GPU "gpuGetDeviceCount failed"):
+    nothing a reader needs, and in a notebook it would land in the cell's output."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _endless(loader):
     while True:
         yield from loader
@@ -421,6 +439,103 @@ def format_explore(variants: list[Variant]) -> str:
     return "\n".join(lines)
 
 
+# kinds of work in a training step, matched against the profiler's operator names in lower case without
+# "_": forward operators (aten::...) and the autograd nodes that run their backward (...Backward0). A mark
+# with "::" is a whole name; any other may stand anywhere in the name.
+_KINDS = (
+    ("convolutions", ("conv",)),
+    ("batch norm", ("batchnorm",)),
+    ("max-pooling", ("maxpool",)),
+    ("ReLU", ("relu", "threshold", "clampmin")),
+    ("linear layers", ("addmm", "aten::mm", "aten::t", "tbackward", "aten::linear", "aten::sum")),
+    ("loss", ("logsoftmax", "nllloss", "crossentropy")),
+    ("optimizer", ("optimizer", "adam", "zerograd", "foreach")),
+    ("taking the batch", ("aten::index", "addcmul", "randperm")),
+)
+
+
+def _kind(op: str) -> str:
+    name = op.lower().replace("_", "")
+    for kind, marks in _KINDS:
+        if any(name == m if "::" in m else m in name for m in marks):
+            return kind
+    return "other"
+
+
+@dataclass
+class Breakdown:
+    """Where ``fit``'s training step spends its time, by kind of work (from ``torch.profiler``)."""
+
+    device: str
+    device_name: str
+    batch_size: int
+    steps: int
+    step_ms: float  # wall time of a step while profiled
+    parts: dict[str, float] = field(default_factory=dict)  # ms per step, largest first; "other" last
+    measures: str = "host"  # "host": operators' own CPU time; "device": their kernels' GPU time
+
+    def share(self, kind: str) -> float:
+        """The fraction of the profiled time that ``kind`` took."""
+        return self.parts.get(kind, 0.0) / sum(self.parts.values())
+
+
+def breakdown(dataset: str = "fashion-mnist", device: str = "auto", steps: int = 20, warmup: int = 3,
+              seed: int = 0, batch_size: Optional[int] = None) -> Breakdown:
+    """Profile ``steps`` of ``fit``'s training steps and sum the time of each kind of work.
+
+    Each operator's own time (its children excluded) goes to the layer kind it
+    belongs to, forward and backward together: convolutions, batch norm,
+    max-pooling, ReLU, the linear layers, the loss, the optimizer step, and taking
+    the batch from the tensor-resident data; the rest (autograd's bookkeeping,
+    allocating, views) is "other". On a CPU that is host time and adds up to the
+    step; on a GPU it is the kernels' time on the device, and the step's wall time
+    shows how much of it the GPU was busy. The profiler slows each operator a
+    little, so the parts are shares of a step rather than its exact cost.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    _check_count("steps", steps)
+    _check_count("warmup", warmup, minimum=0)
+    dev = train.pick_device(device)
+    bs = batch_size or train.DEFAULT_BATCH_SIZE[dev.type]
+    _check_count("batch_size", bs)
+    tr, _ = data.load_splits(dataset)
+    step = _stepper(replace(_specs(dev, compile=False)[0], batch_size=bs), tr, dev, seed)
+    _timed(step, warmup, dev)
+    on_gpu = dev.type == "cuda"
+    prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else []))
+    with _quiet_native_stderr():
+        prof.start()
+    try:
+        seconds = _timed(step, steps, dev)
+    finally:
+        with _quiet_native_stderr():
+            prof.stop()
+            rows = prof.key_averages()
+    parts: dict[str, float] = {}
+    for row in rows:
+        if on_gpu and row.device_type != torch.autograd.DeviceType.CPU:
+            continue  # the kernels' time is counted on the operators that launched them
+        us = row.self_device_time_total if on_gpu else row.self_cpu_time_total
+        if us > 0:
+            kind = _kind(row.key)
+            parts[kind] = parts.get(kind, 0.0) + us / 1000 / steps
+    ordered = dict(sorted(((k, v) for k, v in parts.items() if k != "other"), key=lambda kv: -kv[1]))
+    ordered["other"] = parts.get("other", 0.0)
+    return Breakdown(str(dev), _device_name(dev), bs, steps, 1000 * seconds / steps, ordered,
+                     "device" if on_gpu else "host")
+
+
+def format_breakdown(b: Breakdown) -> str:
+    total = sum(b.parts.values())
+    what = "GPU time of its kernels" if b.measures == "device" else "time on the host"
+    lines = [f"fit's training step at batch {b.batch_size} on {b.device} ({b.device_name}): "
+             f"{b.step_ms:.1f} ms while profiled, mean of {b.steps} steps; {what}:"]
+    for kind, ms in b.parts.items():
+        lines.append(f"  {kind:18} {ms:7.2f} ms  {100 * ms / total:5.1f} %")
+    return "\n".join(lines)
+
+
 def main(args) -> int:
     report = run(args.dataset, args.device, args.seed, args.small, memory=not args.no_memory, repeats=args.repeats)
     figures = report.to_dict()
@@ -429,6 +544,10 @@ def main(args) -> int:
         variants = explore(args.dataset, args.device, seed=args.seed, compile=not args.no_compile,
                            progress=args.json != "-")
         figures["explore"] = [asdict(v) for v in variants]
+    profiled = None
+    if args.breakdown:
+        profiled = breakdown(args.dataset, args.device, seed=args.seed)
+        figures["breakdown"] = asdict(profiled)
     reached = None
     if args.time_to is not None:
         reached = time_to_accuracy(args.dataset, args.device, args.time_to, seed=args.seed,
@@ -441,6 +560,9 @@ def main(args) -> int:
     if variants is not None:
         print()
         print(format_explore(variants))
+    if profiled is not None:
+        print()
+        print(format_breakdown(profiled))
     if reached is not None:
         print()
         print(format_time_to_accuracy(reached))

@@ -78,14 +78,18 @@ def test_bench_cli_explore_adds_the_variants_to_the_json(tmp_path, monkeypatch, 
     out = tmp_path / "bench.json"
     monkeypatch.setattr(bench, "time_to_accuracy", lambda dataset, device, target, seed, progress: bench.TimeToAccuracy(
         device, "cpu", dataset, target, True, 2, 1.5, 2.0, [0.8, 0.91], 256))
+    monkeypatch.setattr(bench, "breakdown", lambda dataset, device, seed: bench.Breakdown(
+        device, "cpu", 256, 20, 10.0, {"convolutions": 6.0, "batch norm": 3.0, "other": 1.0}))
     assert main(["bench", "--dataset", "mnist-sample", "--small", "--no-memory", "--device", "cpu", "--repeats", "1",
-                 "--explore", "--no-compile", "--time-to", "0.9", "--json", str(out)]) == 0
+                 "--explore", "--no-compile", "--breakdown", "--time-to", "0.9", "--json", str(out)]) == 0
     assert asked == {"dataset": "mnist-sample", "compile": False}
     figures = json.loads(out.read_text())
     assert [v["name"] for v in figures["explore"]] == ["fit's step", "torch.compile"]
     assert figures["time_to_accuracy"]["target"] == 0.9 and figures["time_to_accuracy"]["epochs"] == 2
+    assert figures["breakdown"]["parts"] == {"convolutions": 6.0, "batch norm": 3.0, "other": 1.0}
     printed = capsys.readouterr().out
     assert "could not run here: X" in printed and "90 % test accuracy on mnist-sample: 1.5 s of training" in printed
+    assert "convolutions          6.00 ms   60.0 %" in printed
 
 
 def test_time_to_accuracy_stops_at_the_target():
@@ -97,3 +101,44 @@ def test_time_to_accuracy_stops_at_the_target():
     missed = bench.time_to_accuracy("mnist-sample", device="cpu", target=1.0, max_epochs=1)
     assert not missed.reached and missed.epochs == 1
     assert "not reached in 1 epochs" in bench.format_time_to_accuracy(missed)
+
+
+def test_breakdown_adds_up_the_step_by_kind_of_layer():
+    b = bench.breakdown("mnist-sample", device="cpu", steps=2, warmup=1, batch_size=64)
+    assert b.batch_size == 64 and b.steps == 2 and b.step_ms > 0 and b.measures == "host"
+    kinds = list(b.parts)
+    assert {"convolutions", "batch norm", "max-pooling", "ReLU", "linear layers", "loss", "optimizer",
+            "taking the batch"} <= set(kinds)
+    assert kinds[-1] == "other" and all(ms >= 0 for ms in b.parts.values())
+    named = [b.parts[k] for k in kinds[:-1]]
+    assert named == sorted(named, reverse=True)
+    assert sum(b.share(k) for k in kinds) == pytest.approx(1.0)
+    text = bench.format_breakdown(b)
+    assert "batch 64" in text and "convolutions" in text and "mean of 2 steps" in text
+    with pytest.raises(ValueError, match="steps"):
+        bench.breakdown("mnist-sample", device="cpu", steps=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        bench.breakdown("mnist-sample", device="cpu", batch_size=-1)
+
+
+@pytest.mark.parametrize("op, kind", [
+    ("aten::convolution_backward", "convolutions"),
+    ("autograd::engine::evaluate_function: ConvolutionBackward0", "convolutions"),
+    ("aten::native_batch_norm_backward", "batch norm"),
+    ("NativeBatchNormBackward0", "batch norm"),
+    ("aten::max_pool2d_with_indices", "max-pooling"),
+    ("aten::threshold_backward", "ReLU"),
+    ("aten::clamp_min", "ReLU"),
+    ("aten::addmm", "linear layers"),
+    ("aten::mm", "linear layers"),
+    ("aten::t", "linear layers"),
+    ("aten::to", "other"),  # a whole name: aten::t must not take aten::to, aten::threshold... or aten::mmm
+    ("aten::_log_softmax", "loss"),
+    ("Optimizer.step#Adam.step", "optimizer"),
+    ("aten::_fused_adam_", "optimizer"),
+    ("aten::index", "taking the batch"),
+    ("aten::index_select", "other"),
+    ("aten::fill_", "other"),
+])
+def test_breakdown_sorts_operators_by_layer(op, kind):
+    assert bench._kind(op) == kind
