@@ -497,7 +497,7 @@ def breakdown(dataset: str = "fashion-mnist", device: str = "auto", steps: int =
     _check_count("steps", steps)
     _check_count("warmup", warmup, minimum=0)
     dev = train.pick_device(device)
-    bs = batch_size or train.DEFAULT_BATCH_SIZE[dev.type]
+    bs = train.DEFAULT_BATCH_SIZE[dev.type] if batch_size is None else batch_size
     _check_count("batch_size", bs)
     tr, _ = data.load_splits(dataset)
     step = _stepper(replace(_specs(dev, compile=False)[0], batch_size=bs), tr, dev, seed)
@@ -527,12 +527,11 @@ def breakdown(dataset: str = "fashion-mnist", device: str = "auto", steps: int =
 
 
 def format_breakdown(b: Breakdown) -> str:
-    total = sum(b.parts.values())
     what = "GPU time of its kernels" if b.measures == "device" else "time on the host"
     lines = [f"fit's training step at batch {b.batch_size} on {b.device} ({b.device_name}): "
              f"{b.step_ms:.1f} ms while profiled, mean of {b.steps} steps; {what}:"]
     for kind, ms in b.parts.items():
-        lines.append(f"  {kind:18} {ms:7.2f} ms  {100 * ms / total:5.1f} %")
+        lines.append(f"  {kind:18} {ms:7.2f} ms  {100 * b.share(kind):5.1f} %")
     return "\n".join(lines)
 
 
