@@ -1,5 +1,6 @@
 """Smoke test of the benchmark: its figures are produced and well-formed (no timing assertions)."""
 import json
+import os
 import statistics
 
 import pytest
@@ -103,8 +104,11 @@ def test_time_to_accuracy_stops_at_the_target():
     assert "not reached in 1 epochs" in bench.format_time_to_accuracy(missed)
 
 
-def test_breakdown_adds_up_the_step_by_kind_of_layer():
+def test_breakdown_adds_up_the_step_by_kind_of_layer(capfd):
     b = bench.breakdown("mnist-sample", device="cpu", steps=2, warmup=1, batch_size=64)
+    os.write(2, b"stderr is back\n")
+    err = capfd.readouterr().err
+    assert "stderr is back" in err and "profiler_start" not in err  # the profiler's own log is kept out
     assert b.batch_size == 64 and b.steps == 2 and b.step_ms > 0 and b.measures == "host"
     kinds = list(b.parts)
     assert {"convolutions", "batch norm", "max-pooling", "ReLU", "linear layers", "loss", "optimizer",
