@@ -95,7 +95,8 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     Adam, AdamW and SGD use torch's fused implementation (``fused=True``) when the
     parameters are on one CPU or CUDA device: the same update rule, one kernel for all
     parameters instead of several small ones each. For LeNet's ten parameter tensors
-    that makes the step several times as fast on a CPU (the performance appendix measures it).
+    that makes the optimizer's own step several times as fast on a CPU, which is a few
+    percent of a training step at most (the performance appendix measures it).
     """
     lr = _check_lr(lr)
     params = list(params)
