@@ -20,7 +20,8 @@ reached (90 % on Fashion-MNIST by default) and reports the training time it took
 
 :func:`explore` times ``fit``'s training step against variants of it (another
 optimizer implementation, memory format, precision, thread count, batch size,
-``torch.compile``), interleaved in the same way, to show what helps on a device.
+``torch.compile``, and on a GPU CUDA graphs), interleaved in the same way, to show
+what helps on a device.
 :func:`breakdown` profiles the step and sums its time by kind of layer, to show where
 the time goes.
 
@@ -271,7 +272,7 @@ class _Spec:
     amp: bool = False
     threads: Optional[int] = None
     item_every_step: bool = False
-    compile: bool = False
+    compile: Optional[str] = None  # torch.compile's mode ("default", "reduce-overhead"); None: eager
 
 
 def _specs(dev: torch.device, compile: bool) -> list[_Spec]:
@@ -284,10 +285,15 @@ def _specs(dev: torch.device, compile: bool) -> list[_Spec]:
              _Spec("loss.item() every step (the host waits for the device)", bs, amp=amp, item_every_step=True),
              _Spec("batch 64", 64, amp=amp),
              _Spec("batch 1024", 1024, amp=amp)]
+    if dev.type == "cuda":  # a GPU's steps are short enough that launching kernels can be what limits them
+        specs.append(_Spec("batch 4096", 4096, amp=amp))
     if dev.type == "cpu" and torch.get_num_threads() > 1:
         specs.append(_Spec("one thread instead of " + str(torch.get_num_threads()), bs, threads=1))
     if compile:
-        specs.append(_Spec("torch.compile", bs, amp=amp, compile=True))
+        specs.append(_Spec("torch.compile", bs, amp=amp, compile="default"))
+        if dev.type == "cuda":
+            specs.append(_Spec("torch.compile, mode=\"reduce-overhead\" (CUDA graphs)", bs, amp=amp,
+                               compile="reduce-overhead"))
     return specs
 
 
@@ -344,13 +350,15 @@ def _stepper(spec: _Spec, tr: data.Split, dev: torch.device, seed: int):
     lr = train.default_lr("adam", spec.batch_size)
     opt = (train.make_optimizer("adam", model.parameters(), lr) if spec.fused
            else torch.optim.Adam(model.parameters(), lr=lr))
-    forward = torch.compile(model) if spec.compile else model
+    forward = torch.compile(model, mode=spec.compile) if spec.compile else model
     batches = _endless(data.TensorLoader(tr, spec.batch_size, shuffle=True, device=dev, seed=seed, drop_last=True,
                                          memory_format=fmt))
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
         x, y = next(batches)
+        if spec.compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs may be overwritten
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=spec.amp):
             loss = loss_fn(forward(x), y)
         opt.zero_grad(set_to_none=True)

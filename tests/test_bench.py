@@ -52,6 +52,31 @@ def test_explore_times_every_variant_against_fits_step(monkeypatch):
         bench.explore("mnist-sample", device="cpu", steps=0)
 
 
+def test_explore_on_cuda_adds_cuda_graphs_and_a_large_batch():
+    """The variants a GPU run needs to choose its defaults; only listed here, as no test needs a GPU."""
+    cuda = {s.name: s for s in bench._specs(torch.device("cuda"), compile=True)}
+    cpu = {s.name: s for s in bench._specs(torch.device("cpu"), compile=True)}
+    graphs = 'torch.compile, mode="reduce-overhead" (CUDA graphs)'
+    assert cuda[graphs].compile == "reduce-overhead" and cuda["torch.compile"].compile == "default"
+    assert cuda["batch 4096"].batch_size == 4096 and all(s.amp for s in list(cuda.values())[:3])
+    assert graphs not in cpu and "batch 4096" not in cpu and cpu["torch.compile"].compile == "default"
+    assert not any(s.compile for s in bench._specs(torch.device("cuda"), compile=False))
+
+
+def test_explore_passes_the_compile_mode_to_torch_compile(monkeypatch):
+    modes = []
+
+    def fake_compile(model, mode=None):
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    spec = bench._Spec("torch.compile", 64, compile="default")
+    step = bench._stepper(spec, bench.data.load_splits("mnist-sample")[0], torch.device("cpu"), 0)
+    step()
+    assert modes == ["default"]
+
+
 def test_peak_memory_is_measured_in_a_child_process():
     mb = bench.peak_memory_mb("mnist-sample", "cpu", subset=500)
     assert 50 < mb < 100_000
